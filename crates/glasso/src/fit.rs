@@ -1,0 +1,379 @@
+//! Results, the solver traits, shared options and the screened block driver.
+//!
+//! Every solver is a [`BlockSolver`]: it solves one dense block (S_b, Λ_b) from a start
+//! (Θ₀, W₀ = Θ₀⁻¹). The driver [`solve_screened`] (used by the blanket [`GlassoSolver`]
+//! implementation) validates the problem, splits it into the connected components of the
+//! graph `{(k,l): |S_kl| > Λ_kl}` (exact screening, see [`crate::screening`]), solves isolated
+//! nodes in closed form and the other blocks with the solver, and assembles the fit with its
+//! global certificate. Objective and dual are separable over the blocks (off-block, `W = 0`
+//! and `U = −S`), so the global gap is the sum of the block gaps.
+
+use crate::problem::{duality_gap, kkt_residual, objective_with_logdet, relative_gap};
+use crate::screening::connected_components;
+use crate::{GlassoError, GlassoProblem};
+use ho_linalg::{Cholesky, Status};
+use ndarray::{Array2, ArrayView2};
+
+/// A solution of the GLASSO with its optimality certificate.
+#[derive(Debug, Clone)]
+pub struct GlassoFit {
+    /// Θ̂ (p × p), exactly symmetric, with exact zeros off the support.
+    pub precision: Array2<f64>,
+    /// W = Θ̂⁻¹ (p × p), computed from Θ̂'s Cholesky factor, exactly symmetric.
+    pub covariance: Array2<f64>,
+    /// Φ(Θ̂).
+    pub objective: f64,
+    /// The duality gap of DESIGN.md §1 (absolute; see [`GlassoFit::relative_gap`]).
+    pub dual_gap: f64,
+    /// The KKT residual (max over entries).
+    pub kkt_residual: f64,
+    /// Iterations of the solver (summed over the blocks).
+    pub n_iter: usize,
+    /// Whether the tolerance was met.
+    pub status: Status,
+    /// Number of connected components (blocks) of the screening graph, isolated nodes included.
+    pub n_blocks: usize,
+}
+
+impl GlassoFit {
+    /// `dual_gap / max(1, |objective|)`.
+    pub fn relative_gap(&self) -> f64 {
+        relative_gap(self.dual_gap, self.objective)
+    }
+
+    /// Number of nonzero pairs k < l of Θ̂.
+    pub fn n_edges(&self) -> usize {
+        let p = self.precision.nrows();
+        (0..p)
+            .map(|i| (0..i).filter(|&j| self.precision[[i, j]] != 0.0).count())
+            .sum()
+    }
+
+    /// |E|: ordered pairs (i, j) with Θ̂_ij ≠ 0, diagonal included.
+    pub fn support_size(&self) -> usize {
+        self.precision.iter().filter(|v| **v != 0.0).count()
+    }
+}
+
+/// Options shared by every solver.
+///
+/// | Name | Default | Meaning | Range |
+/// |---|---|---|---|
+/// | `tol` | 1e-8 | stop when gap / max(1, \|Φ\|) ≤ tol | > 0 |
+/// | `max_iter` | 200 | iterations per block (Newton steps, sweeps or proximal steps) | ≥ 1 |
+/// | `kkt_tol` | ∞ | also require KKT residual ≤ kkt_tol (for exact supports) | > 0 |
+/// | `screening` | true | split into connected components first (exact) | |
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GlassoOptions {
+    /// Relative duality-gap tolerance.
+    pub tol: f64,
+    /// KKT-residual tolerance (max over entries), checked with the gap; `f64::INFINITY`
+    /// (the default) stops on the gap alone. The gap is quadratic in the distance to Θ̂, the
+    /// KKT residual linear: set both when the support must be exact (hypergradients).
+    pub kkt_tol: f64,
+    /// Iteration budget per block.
+    pub max_iter: usize,
+    /// Exact block screening.
+    pub screening: bool,
+}
+
+impl Default for GlassoOptions {
+    fn default() -> Self {
+        Self {
+            tol: 1e-8,
+            kkt_tol: f64::INFINITY,
+            max_iter: 200,
+            screening: true,
+        }
+    }
+}
+
+impl GlassoOptions {
+    /// The stopping test: relative gap ≤ `tol` and KKT residual ≤ `kkt_tol`.
+    pub fn is_converged(&self, gap: f64, objective: f64, kkt: f64) -> bool {
+        relative_gap(gap, objective) <= self.tol && kkt <= self.kkt_tol
+    }
+
+    /// Checks the ranges.
+    ///
+    /// # Errors
+    /// [`GlassoError::InvalidOption`].
+    pub fn validate(&self) -> Result<(), GlassoError> {
+        if !(self.tol > 0.0 && self.tol.is_finite()) {
+            return Err(GlassoError::InvalidOption {
+                name: "tol",
+                value: self.tol,
+                range: "finite, > 0",
+            });
+        }
+        if !(self.kkt_tol > 0.0) {
+            return Err(GlassoError::InvalidOption {
+                name: "kkt_tol",
+                value: self.kkt_tol,
+                range: "> 0 (∞ allowed)",
+            });
+        }
+        if self.max_iter == 0 {
+            return Err(GlassoError::InvalidOption {
+                name: "max_iter",
+                value: 0.0,
+                range: "≥ 1",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A GLASSO solver (object safe: `&dyn GlassoSolver` swaps solvers at run time).
+pub trait GlassoSolver {
+    /// Short name (`"newton-cd"`, `"obn-cg"`, `"bcd"`, `"gista"`, `"auto"`).
+    fn name(&self) -> &'static str;
+
+    /// Solves the problem, from `warm_start` (an earlier fit of the same dimension) if given.
+    /// Not reaching the tolerance is [`Status::MaxIter`] in the fit, not an error.
+    ///
+    /// # Errors
+    /// Invalid inputs and options ([`GlassoError`] input variants), and numerical failures.
+    fn solve(
+        &self,
+        problem: &GlassoProblem<'_>,
+        warm_start: Option<&GlassoFit>,
+    ) -> Result<GlassoFit, GlassoError>;
+}
+
+/// The starting point of a block solve: Θ₀ ≻ 0 and W₀ = Θ₀⁻¹.
+#[derive(Debug, Clone)]
+pub struct BlockStart {
+    /// Θ₀.
+    pub theta: Array2<f64>,
+    /// W₀ = Θ₀⁻¹.
+    pub covariance: Array2<f64>,
+}
+
+/// The result of a block solve, with its certificate on the block.
+#[derive(Debug, Clone)]
+pub struct BlockOutcome {
+    /// Θ̂_b.
+    pub theta: Array2<f64>,
+    /// W_b = Θ̂_b⁻¹.
+    pub covariance: Array2<f64>,
+    /// Φ_b(Θ̂_b).
+    pub objective: f64,
+    /// Duality gap on the block.
+    pub dual_gap: f64,
+    /// Iterations done.
+    pub n_iter: usize,
+}
+
+/// A solver of one dense block; every such solver is a [`GlassoSolver`] through
+/// [`solve_screened`].
+pub trait BlockSolver {
+    /// Short name.
+    fn name(&self) -> &'static str;
+    /// The shared options.
+    fn options(&self) -> &GlassoOptions;
+    /// Solves `min −log det Θ + ⟨S, Θ⟩ + Σ Λ_kl |Θ_kl|` on one block (p_b ≥ 2) from `start`,
+    /// until the relative gap is ≤ `options().tol` or `options().max_iter` iterations.
+    ///
+    /// # Errors
+    /// Numerical failures only (inputs are validated by the driver).
+    fn solve_block(
+        &self,
+        emp_cov: ArrayView2<'_, f64>,
+        lam: ArrayView2<'_, f64>,
+        start: BlockStart,
+    ) -> Result<BlockOutcome, GlassoError>;
+}
+
+impl<T: BlockSolver> GlassoSolver for T {
+    fn name(&self) -> &'static str {
+        BlockSolver::name(self)
+    }
+
+    fn solve(
+        &self,
+        problem: &GlassoProblem<'_>,
+        warm_start: Option<&GlassoFit>,
+    ) -> Result<GlassoFit, GlassoError> {
+        solve_screened(self, problem, warm_start)
+    }
+}
+
+/// The cold start `Θ₀ = diag(1/(S_ii + Λ_ii))`, `W₀ = diag(S_ii + Λ_ii)`: the exact solution
+/// when every off-diagonal `|S_kl| ≤ Λ_kl`.
+pub fn cold_start(emp_cov: ArrayView2<'_, f64>, lam: ArrayView2<'_, f64>) -> BlockStart {
+    let p = emp_cov.nrows();
+    let mut theta = Array2::zeros((p, p));
+    let mut covariance = Array2::zeros((p, p));
+    for i in 0..p {
+        let d = emp_cov[[i, i]] + lam[[i, i]];
+        theta[[i, i]] = 1.0 / d;
+        covariance[[i, i]] = d;
+    }
+    BlockStart { theta, covariance }
+}
+
+/// A start from a warm Θ restricted to `idx`: Θ₀ = Θ_warm[idx, idx] (a principal submatrix,
+/// hence SPD) and W₀ = Θ₀⁻¹ recomputed. Falls back to the cold start if the restriction is
+/// not numerically SPD.
+fn warm_block_start(
+    warm: ArrayView2<'_, f64>,
+    idx: &[usize],
+    emp_cov: ArrayView2<'_, f64>,
+    lam: ArrayView2<'_, f64>,
+) -> BlockStart {
+    let theta = warm
+        .select(ndarray::Axis(0), idx)
+        .select(ndarray::Axis(1), idx);
+    match Cholesky::factor(theta.view()).and_then(Cholesky::into_inverse) {
+        Ok(covariance) => BlockStart { theta, covariance },
+        Err(_) => cold_start(emp_cov, lam),
+    }
+}
+
+/// The screened driver: validate, split into components, solve each, assemble, certify.
+///
+/// # Errors
+/// Input validation errors, invalid options, and the block solver's failures.
+pub fn solve_screened(
+    solver: &(impl BlockSolver + ?Sized),
+    problem: &GlassoProblem<'_>,
+    warm_start: Option<&GlassoFit>,
+) -> Result<GlassoFit, GlassoError> {
+    let lam = problem.validate()?;
+    let opts = solver.options();
+    opts.validate()?;
+    let s = problem.emp_cov;
+    let p = problem.dim();
+    if let Some(w) = warm_start {
+        if w.precision.nrows() != p {
+            return Err(GlassoError::WarmStartShape {
+                expected: p,
+                found: w.precision.nrows(),
+            });
+        }
+    }
+    let blocks = if opts.screening {
+        connected_components(s, lam.view())
+    } else {
+        vec![(0..p).collect()]
+    };
+    let mut precision = Array2::zeros((p, p));
+    let mut covariance = Array2::zeros((p, p));
+    let (mut objective, mut gap, mut n_iter) = (0.0, 0.0, 0);
+    for idx in &blocks {
+        if idx.len() == 1 {
+            let i = idx[0];
+            let d = s[[i, i]] + lam[[i, i]];
+            precision[[i, i]] = 1.0 / d;
+            covariance[[i, i]] = d;
+            objective += d.ln() + 1.0;
+            continue;
+        }
+        let (sb, lb) = if idx.len() == p {
+            (s.to_owned(), lam.clone())
+        } else {
+            (
+                s.select(ndarray::Axis(0), idx)
+                    .select(ndarray::Axis(1), idx),
+                lam.select(ndarray::Axis(0), idx)
+                    .select(ndarray::Axis(1), idx),
+            )
+        };
+        let start = match warm_start {
+            Some(w) => warm_block_start(w.precision.view(), idx, sb.view(), lb.view()),
+            None => cold_start(sb.view(), lb.view()),
+        };
+        let out = solver.solve_block(sb.view(), lb.view(), start)?;
+        for (a, &i) in idx.iter().enumerate() {
+            for (b, &j) in idx.iter().enumerate() {
+                precision[[i, j]] = out.theta[[a, b]];
+                covariance[[i, j]] = out.covariance[[a, b]];
+            }
+        }
+        objective += out.objective;
+        gap += out.dual_gap;
+        n_iter += out.n_iter;
+    }
+    let kkt = kkt_residual(precision.view(), covariance.view(), s, lam.view());
+    let status = if opts.is_converged(gap, objective, kkt) {
+        Status::Converged
+    } else {
+        Status::MaxIter
+    };
+    Ok(GlassoFit {
+        precision,
+        covariance,
+        objective,
+        dual_gap: gap,
+        kkt_residual: kkt,
+        n_iter,
+        status,
+        n_blocks: blocks.len(),
+    })
+}
+
+/// The certificate of a dense iterate.
+#[derive(Debug, Clone, Copy)]
+pub struct Certificate {
+    /// Φ(Θ).
+    pub objective: f64,
+    /// The duality gap.
+    pub gap: f64,
+    /// The KKT residual.
+    pub kkt: f64,
+}
+
+impl Certificate {
+    /// Certificate of Θ from its log-det and `W = Θ⁻¹`. The gap (a Cholesky factorization of
+    /// S + U) is only computed when the KKT test passes; otherwise it is `+∞`.
+    pub fn of(
+        theta: ArrayView2<'_, f64>,
+        logdet: f64,
+        covariance: ArrayView2<'_, f64>,
+        emp_cov: ArrayView2<'_, f64>,
+        lam: ArrayView2<'_, f64>,
+        options: &GlassoOptions,
+    ) -> Self {
+        let objective = objective_with_logdet(theta, logdet, emp_cov, lam);
+        let kkt = kkt_residual(theta, covariance, emp_cov, lam);
+        let gap = if kkt <= options.kkt_tol {
+            duality_gap(objective, covariance, emp_cov, lam)
+        } else {
+            f64::INFINITY
+        };
+        Self {
+            objective,
+            gap,
+            kkt,
+        }
+    }
+
+    /// Whether `options` are met.
+    pub fn converged(&self, options: &GlassoOptions) -> bool {
+        options.is_converged(self.gap, self.objective, self.kkt)
+    }
+
+    /// The final outcome of a block solve.
+    pub fn outcome(
+        self,
+        theta: Array2<f64>,
+        covariance: Array2<f64>,
+        emp_cov: ArrayView2<'_, f64>,
+        lam: ArrayView2<'_, f64>,
+        n_iter: usize,
+    ) -> BlockOutcome {
+        let dual_gap = if self.gap.is_finite() {
+            self.gap
+        } else {
+            duality_gap(self.objective, covariance.view(), emp_cov, lam)
+        };
+        BlockOutcome {
+            theta,
+            covariance,
+            objective: self.objective,
+            dual_gap,
+            n_iter,
+        }
+    }
+}

@@ -1,0 +1,24 @@
+#![doc = include_str!("../README.md")]
+
+pub mod covariance;
+pub mod dense;
+pub mod error;
+pub mod io;
+pub mod krylov;
+pub mod prox;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use covariance::{correlation, empirical_covariance};
+pub use dense::{
+    check_finite, check_square, check_symmetric, logdet_spd, symmetrize_inplace, Cholesky,
+};
+pub use error::LinalgError;
+pub use krylov::{
+    bicgstab, pcg, Bicgstab, Cg, CgOptions, DenseCholeskySolver, JacobiPreconditioner,
+    LinearOperator, LinearSolver, SolveReport, Status,
+};
+pub use prox::{soft_threshold, soft_threshold_matrix, soft_threshold_scalar};
+
+/// Re-export of the ndarray version used throughout the workspace.
+pub use ndarray;
