@@ -47,7 +47,7 @@ use ndarray::{Array2, ArrayView2, Zip};
 /// |---|---|---|---|
 /// | `options` | [`GlassoOptions::default`] | tolerance, Newton-step budget, screening | |
 /// | `max_sweeps` | 50 | cap on the coordinate sweeps per Newton step | ≥ 1 |
-/// | `sweep_tol` | 1e-3 | stop the sweeps when a sweep moves D by ≤ sweep_tol·max\|D\| | ≥ 0 |
+/// | `sweep_tol` | 1e-4 | floor of the relative change of D that ends the sweeps | ≥ 0 |
 #[derive(Debug, Clone)]
 pub struct NewtonCd {
     /// Shared options.
@@ -63,7 +63,7 @@ impl Default for NewtonCd {
         Self {
             options: GlassoOptions::default(),
             max_sweeps: 50,
-            sweep_tol: 1e-3,
+            sweep_tol: 1e-4,
         }
     }
 }
@@ -148,59 +148,60 @@ fn chol_buffer_reuse(p: usize) -> Array2<f64> {
 }
 
 impl NewtonCd {
-    /// The Newton direction by coordinate descent on the free set (writes `d`, uses `u`).
+    /// The Newton direction by coordinate descent on the free set (writes `d`, uses `ut`).
+    ///
+    /// `ut = (D W)ᵀ = W D` is stored row-major so that the product needed by every
+    /// coordinate, `(W D W)_ij = Σ_k W_ik (D W)_kj = ⟨W_i·, ut_j·⟩`, reads two contiguous rows;
+    /// the update after a nonzero step touches two columns of `ut`.
+    #[allow(clippy::too_many_arguments)]
     fn direction(
         &self,
         it: &Iterate,
         s: ArrayView2<'_, f64>,
         lam: ArrayView2<'_, f64>,
-        sweeps: usize,
+        sweep_tol: f64,
         free: &[(usize, usize)],
         d: &mut Array2<f64>,
-        u: &mut Array2<f64>,
+        ut: &mut Array2<f64>,
     ) {
         let w = &it.w;
         let theta = &it.theta;
         let p = w.nrows();
         d.fill(0.0);
-        u.fill(0.0);
-        for _ in 0..sweeps {
+        ut.fill(0.0);
+        for _ in 0..self.max_sweeps {
             let mut max_step = 0.0_f64;
             for &(i, j) in free {
-                // (W D W)_ij = Σ_k W_ik U_kj with U = D W
-                let wi = w.row(i);
-                let mut wdw = 0.0;
-                for k in 0..p {
-                    wdw += wi[k] * u[[k, j]];
-                }
+                let wdw = w.row(i).dot(&ut.row(j));
                 let wij = w[[i, j]];
                 let b = s[[i, j]] - wij + wdw;
                 let c = theta[[i, j]] + d[[i, j]];
                 let l = lam[[i, j]];
-                if i == j {
-                    let a = wij * wij;
-                    let mu = -c + soft_threshold_scalar(c - b / a, l / a);
-                    max_step = max_step.max(mu.abs());
-                    if mu != 0.0 {
-                        d[[i, i]] += mu;
-                        let (wr, mut ur) = (w.row(i), u.row_mut(i));
-                        ur.scaled_add(mu, &wr);
-                    }
+                let a = if i == j {
+                    wij * wij
                 } else {
-                    let a = wij * wij + w[[i, i]] * w[[j, j]];
-                    let mu = -c + soft_threshold_scalar(c - b / a, l / a);
-                    max_step = max_step.max(mu.abs());
-                    if mu != 0.0 {
-                        d[[i, j]] += mu;
-                        d[[j, i]] += mu;
-                        u.row_mut(i).scaled_add(mu, &w.row(j));
-                        u.row_mut(j).scaled_add(mu, &w.row(i));
+                    wij * wij + w[[i, i]] * w[[j, j]]
+                };
+                let mu = -c + soft_threshold_scalar(c - b / a, l / a);
+                if mu == 0.0 {
+                    continue;
+                }
+                max_step = max_step.max(mu.abs());
+                d[[i, j]] += mu;
+                // (D W)_i· += μ W_j·  →  ut_·i += μ W_·j  (W symmetric)
+                for k in 0..p {
+                    ut[[k, i]] += mu * w[[j, k]];
+                }
+                if i != j {
+                    d[[j, i]] += mu;
+                    for k in 0..p {
+                        ut[[k, j]] += mu * w[[i, k]];
                     }
                 }
             }
             // The sweep changed D by little relative to D: the direction is accurate enough.
             let d_max = d.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
-            if max_step <= self.sweep_tol * d_max {
+            if max_step <= sweep_tol * d_max {
                 break;
             }
         }
@@ -231,6 +232,7 @@ impl BlockSolver for NewtonCd {
         }
         let p = s.nrows();
         let mut it = Iterate::from_start(start)?;
+        let s_max = s.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
         let mut d = Array2::zeros((p, p));
         let mut u = Array2::zeros((p, p));
         let mut buf = None;
@@ -258,8 +260,9 @@ impl BlockSolver for NewtonCd {
                     }
                 }
             }
-            let sweeps = self.max_sweeps;
-            self.direction(&it, s, lam, sweeps, &free, &mut d, &mut u);
+            // Inexact Newton: loose directions far from the optimum, tight near it.
+            let sweep_tol = (cert.kkt / (1.0 + s_max)).clamp(self.sweep_tol, 0.1);
+            self.direction(&it, s, lam, sweep_tol, &free, &mut d, &mut u);
             // δ = ⟨G, D⟩ + ‖Λ⊙(Θ+D)‖₁ − ‖Λ⊙Θ‖₁
             let mut delta = 0.0;
             Zip::from(&d)
