@@ -18,7 +18,7 @@
 //!
 //! by preconditioned CG, each product costing two dense matrix products (BLAS), preconditioned by
 //! `V ↦ (Θ V Θ)_F`, the exact inverse when F is full (then CG takes one iteration), to a relative
-//! residual `η = min(0.1, ‖g‖_F / (1 + ‖S‖_F))` (inexact Newton, superlinear). The step is
+//! residual `η = min(0.5, (‖g‖_F / (1 + ‖S‖_F))^½)` (inexact Newton, superlinear). The step is
 //! projected on the orthant: `Θ⁺ = P_z(Θ + α D)` (entries leaving their orthant are set to 0),
 //! α = 1, ½, …, accepted when Θ⁺ ≻ 0 (Cholesky) and
 //! `Φ(Θ⁺) ≤ Φ(Θ) + σ ⟨g, Θ⁺ − Θ⟩`. W is recomputed from the accepted factor.
@@ -169,7 +169,7 @@ impl BlockSolver for ObnCg {
             Zip::from(&mut neg_g).and(&g).for_each(|n, &v| *n = -v);
             let hess = MaskedSandwich::new(it.w.view(), mask.view());
             let pre = MaskedSandwich::new(it.theta.view(), mask.view());
-            let eta = (g_norm / (1.0 + s_norm)).clamp(1e-12, 0.1);
+            let eta = (g_norm / (1.0 + s_norm)).sqrt().clamp(1e-12, 0.5);
             d.fill(0.0);
             let cg = pcg(
                 &hess,
@@ -251,22 +251,19 @@ fn orthant_line_search(
                 decrease += gg * (v - t);
                 *c = v;
             });
-        match Cholesky::factor(cand.view()) {
-            Ok(chol) => {
-                let logdet = chol.logdet();
-                let lin = frobenius_inner(s, cand.view());
-                let f_new = -logdet + lin + penalty_value(cand.view(), lam);
-                let allowance = 16.0 * f64::EPSILON * (f.abs() + lin.abs());
-                if f_new.is_finite() && f_new <= f + SIGMA * decrease.min(0.0) + allowance {
-                    let w = chol.into_inverse()?;
-                    return Ok(Some(Iterate {
-                        theta: cand,
-                        w,
-                        logdet,
-                    }));
-                }
+        if let Ok(chol) = Cholesky::factor(cand.view()) {
+            let logdet = chol.logdet();
+            let lin = frobenius_inner(s, cand.view());
+            let f_new = -logdet + lin + penalty_value(cand.view(), lam);
+            let allowance = 16.0 * f64::EPSILON * (f.abs() + lin.abs());
+            if f_new.is_finite() && f_new <= f + SIGMA * decrease.min(0.0) + allowance {
+                let w = chol.into_inverse()?;
+                return Ok(Some(Iterate {
+                    theta: cand,
+                    w,
+                    logdet,
+                }));
             }
-            Err(_) => {}
         }
         alpha *= 0.5;
     }

@@ -1,0 +1,64 @@
+//! `glasso/<solver>`: inner solves on the paper's data recipe (Θ_true =
+//! make_sparse_spd_matrix(p, 0.9) + 0.1 I, n = 20p, S = empirical covariance), to relative gap
+//! 1e-8, at λ ∈ {0.5, 0.1, 0.05, 0.01}·λ_max and for a random symmetric Λ.
+//!
+//! `HO_BENCH_P=100,200 cargo bench -p ho-benches --bench glasso` restricts the sizes (default
+//! 50,100,200,500,1000; the p = 1000 points take minutes). `HO_BENCH_SOLVERS=auto,obn-cg`
+//! restricts the solvers. Record `OPENBLAS_NUM_THREADS` with the results (printed).
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use ho_glasso::{lambda_max, solver_from_name, GlassoOptions, GlassoProblem, Penalty};
+use ho_linalg::empirical_covariance;
+use ho_linalg::testing::{paper_data, random_penalty};
+use std::hint::black_box;
+use std::time::Duration;
+
+fn env_list<T: std::str::FromStr>(key: &str, default: &str) -> Vec<T> {
+    std::env::var(key)
+        .unwrap_or_else(|_| default.to_string())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect()
+}
+
+fn glasso(c: &mut Criterion) {
+    eprintln!(
+        "OPENBLAS_NUM_THREADS={}",
+        std::env::var("OPENBLAS_NUM_THREADS").unwrap_or_else(|_| "unset".into())
+    );
+    let sizes: Vec<usize> = env_list("HO_BENCH_P", "50,100,200,500,1000");
+    let solvers: Vec<String> = env_list("HO_BENCH_SOLVERS", "auto,newton-cd,obn-cg,bcd,gista");
+    for name in &solvers {
+        let mut g = c.benchmark_group(format!("glasso/{}", name.replace('-', "_")));
+        g.sample_size(10).measurement_time(Duration::from_secs(5));
+        for &p in &sizes {
+            // the first-order methods are far too slow in the dense regime at large p
+            if (name == "gista" || name == "bcd") && p > 200 {
+                continue;
+            }
+            let data = paper_data(p, 20 * p, 0.9, 42);
+            let s = empirical_covariance(data.x.view(), false).unwrap();
+            let lmax = lambda_max(s.view());
+            let mut cases: Vec<(String, Penalty)> = [0.5, 0.1, 0.05, 0.01]
+                .iter()
+                .map(|r| (format!("{r}"), Penalty::scalar(r * lmax)))
+                .collect();
+            cases.push((
+                "weighted".into(),
+                Penalty::Matrix(random_penalty(p, 0.05 * lmax, lmax, 7)),
+            ));
+            for (label, penalty) in cases {
+                let options = GlassoOptions::default();
+                let solver = solver_from_name(name, options).unwrap();
+                let problem = GlassoProblem::new(s.view(), penalty);
+                g.bench_with_input(BenchmarkId::new(label, p), &problem, |b, problem| {
+                    b.iter(|| black_box(solver.solve(problem, None).unwrap()))
+                });
+            }
+        }
+        g.finish();
+    }
+}
+
+criterion_group!(benches, glasso);
+criterion_main!(benches);

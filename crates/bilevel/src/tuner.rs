@@ -1,0 +1,539 @@
+//! `GlassoTuner`: the estimator API — configure, fit on data (or on covariances), read the
+//! precision, the penalty, the trace and a report.
+
+use crate::objective::{BilevelObjective, BilevelStats, Fold, Parametrization};
+use crate::split::{holdout, k_fold, FoldCov};
+use crate::BilevelError;
+use ho_glasso::{lambda_max, GlassoFit, GlassoProblem, GlassoSolver, Penalty};
+use ho_implicit::{Criterion, HeldOutNll, HypergradOptions, Reconstruction};
+use ho_linalg::empirical_covariance;
+use ho_outer::{
+    Adam, AdamOptions, Backtracking, Bounds, GradientDescent, GradientDescentOptions, GridSearch,
+    GridSearchOptions, IterRecord, Lbfgs, LbfgsOptions, Minimizer, Minimum, Objective, Observer,
+    RandomSearch, RandomSearchOptions, Termination, TraceRow,
+};
+use ndarray::{Array1, Array2, ArrayView2};
+use std::ops::ControlFlow;
+use std::time::Instant;
+
+/// The outer criterion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CriterionKind {
+    /// Held-out negative log-likelihood `−log det Θ + ⟨S_val, Θ⟩`.
+    HeldOut,
+    /// Reconstruction `‖Θ S_val − I‖_F`.
+    Reconstruction,
+}
+
+impl CriterionKind {
+    fn build(self, s_val: Array2<f64>) -> Box<dyn Criterion + Send + Sync> {
+        match self {
+            CriterionKind::HeldOut => Box::new(HeldOutNll::new(s_val)),
+            CriterionKind::Reconstruction => Box::new(Reconstruction::new(s_val)),
+        }
+    }
+}
+
+/// How the validation criterion is formed from the data.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Validation {
+    /// The last `fraction` of the rows validate.
+    Holdout {
+        /// In (0, 1).
+        fraction: f64,
+    },
+    /// K contiguous folds, the criterion averaged over them.
+    KFold {
+        /// K ≥ 2.
+        k: usize,
+    },
+}
+
+/// The outer optimizer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OptimizerKind {
+    /// Gradient descent with the fixed step `gd_step` (the paper's method).
+    Gd,
+    /// Gradient descent with an Armijo backtracking line search.
+    Armijo,
+    /// L-BFGS with a Wolfe line search (the default).
+    Lbfgs,
+    /// Adam with learning rate `gd_step`.
+    Adam,
+    /// Log-spaced grid on log λ (scalar only), largest first.
+    Grid,
+    /// Log-uniform random search (scalar only).
+    Random,
+}
+
+impl OptimizerKind {
+    /// From its CLI name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "gd" => Self::Gd,
+            "armijo" => Self::Armijo,
+            "lbfgs" => Self::Lbfgs,
+            "adam" => Self::Adam,
+            "grid" => Self::Grid,
+            "random" => Self::Random,
+            _ => return None,
+        })
+    }
+
+    /// Its CLI name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Gd => "gd",
+            Self::Armijo => "armijo",
+            Self::Lbfgs => "lbfgs",
+            Self::Adam => "adam",
+            Self::Grid => "grid",
+            Self::Random => "random",
+        }
+    }
+}
+
+/// Options of [`GlassoTuner`].
+///
+/// | Name | Default | Meaning | Range |
+/// |---|---|---|---|
+/// | `criterion` | HeldOut | outer criterion | |
+/// | `validation` | Holdout 0.5 | split of the rows (for `fit`) | |
+/// | `weighted` | false | after the scalar stage, tune the full matrix Λ | |
+/// | `tune_diagonal` | false | matrix stage: tune Λ_ii too | |
+/// | `penalize_diagonal` | false | scalar pattern P = 11ᵀ (else 11ᵀ − I) | |
+/// | `optimizer` | Lbfgs | outer method | |
+/// | `max_iter` | 50 | outer iterations per stage (points for grid/random) | ≥ 1 |
+/// | `matrix_max_iter` | 30 | outer iterations of the matrix stage | ≥ 1 |
+/// | `gd_step` | 0.1 | step of `Gd`, learning rate of `Adam` | > 0 |
+/// | `log_range` | 12 | bounds on log λ: [log λ_max − log_range, log λ_max] | > 0 |
+/// | `start_ratio` | 0.1 | scalar start λ₀ = start_ratio·λ_max | (0, 1) |
+/// | `grad_tol` | 1e-6 | stop when the projected gradient norm (log space) is below | ≥ 0 |
+/// | `seed` | 0 | random search seed | |
+/// | `assume_centered` | false | covariance without centring | |
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TunerOptions {
+    /// Outer criterion.
+    pub criterion: CriterionKind,
+    /// Validation scheme for [`GlassoTuner::fit`].
+    pub validation: Validation,
+    /// Whether to tune the full matrix after the scalar.
+    pub weighted: bool,
+    /// Whether the matrix stage tunes the diagonal.
+    pub tune_diagonal: bool,
+    /// Scalar pattern with the diagonal.
+    pub penalize_diagonal: bool,
+    /// Outer method.
+    pub optimizer: OptimizerKind,
+    /// Iterations (or points) of the scalar stage.
+    pub max_iter: usize,
+    /// Iterations of the matrix stage.
+    pub matrix_max_iter: usize,
+    /// Fixed step / learning rate.
+    pub gd_step: f64,
+    /// Width of the log λ box below log λ_max.
+    pub log_range: f64,
+    /// Start of the scalar stage, relative to λ_max.
+    pub start_ratio: f64,
+    /// Gradient-norm tolerance.
+    pub grad_tol: f64,
+    /// Seed of the random search.
+    pub seed: u64,
+    /// Covariance without centring.
+    pub assume_centered: bool,
+}
+
+impl Default for TunerOptions {
+    fn default() -> Self {
+        Self {
+            criterion: CriterionKind::HeldOut,
+            validation: Validation::Holdout { fraction: 0.5 },
+            weighted: false,
+            tune_diagonal: false,
+            penalize_diagonal: false,
+            optimizer: OptimizerKind::Lbfgs,
+            max_iter: 50,
+            matrix_max_iter: 30,
+            gd_step: 0.1,
+            log_range: 12.0,
+            start_ratio: 0.1,
+            grad_tol: 1e-6,
+            seed: 0,
+            assume_centered: false,
+        }
+    }
+}
+
+/// One iteration of the trace, with the stage it belongs to.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TunerTraceRow {
+    /// `"scalar"` or `"matrix"`.
+    pub stage: &'static str,
+    /// The outer record summary.
+    pub row: TraceRow,
+    /// λ (scalar stage) or ‖Λ‖_F (matrix stage) at the iterate.
+    pub penalty_size: f64,
+}
+
+/// What one stage did.
+#[derive(Debug, Clone)]
+pub struct StageReport {
+    /// The outer minimum.
+    pub minimum: Minimum,
+    /// Counters of the objective during the stage.
+    pub stats: BilevelStats,
+}
+
+/// The result of a tuning run.
+#[derive(Debug, Clone)]
+pub struct Tuned {
+    /// Θ̂ at the chosen penalty (on the training covariance for a hold-out split; refit on all
+    /// rows for K-fold).
+    pub precision: Array2<f64>,
+    /// W = Θ̂⁻¹.
+    pub covariance: Array2<f64>,
+    /// The chosen penalty matrix Λ.
+    pub penalty: Array2<f64>,
+    /// The chosen scalar λ (scalar stage).
+    pub lambda: f64,
+    /// λ_max of the (first) training covariance.
+    pub lambda_max: f64,
+    /// The validation criterion at the chosen scalar λ.
+    pub scalar_criterion: f64,
+    /// The validation criterion at the final penalty (the matrix one when weighted).
+    pub criterion: f64,
+    /// Scalar stage.
+    pub scalar: StageReport,
+    /// Matrix stage, when weighted.
+    pub matrix: Option<StageReport>,
+    /// The whole trace.
+    pub trace: Vec<TunerTraceRow>,
+    /// Total wall time.
+    pub seconds: f64,
+    /// The final inner fit (on the first fold's training covariance, or the refit).
+    pub fit: GlassoFit,
+}
+
+impl Tuned {
+    /// Inner solves over both stages.
+    pub fn n_inner_solves(&self) -> usize {
+        self.scalar.stats.n_inner_solves
+            + self.matrix.as_ref().map_or(0, |m| m.stats.n_inner_solves)
+    }
+
+    /// Outer iterations over both stages.
+    pub fn n_outer(&self) -> usize {
+        self.scalar.minimum.n_iter + self.matrix.as_ref().map_or(0, |m| m.minimum.n_iter)
+    }
+}
+
+/// The estimator: `GlassoTuner { options }.fit(x)` or `.fit_cov(s_train, s_val)`.
+#[derive(Debug, Clone, Default)]
+pub struct GlassoTuner {
+    /// Options.
+    pub options: TunerOptions,
+}
+
+struct Recorder<'a, F: FnMut(&TunerTraceRow)> {
+    stage: &'static str,
+    param: Parametrization,
+    rows: &'a mut Vec<TunerTraceRow>,
+    progress: F,
+}
+
+impl<F: FnMut(&TunerTraceRow)> Observer for Recorder<'_, F> {
+    fn on_iter(&mut self, rec: &IterRecord<'_>) -> ControlFlow<()> {
+        let penalty_size = match self.param {
+            Parametrization::Scalar { .. } => rec.x[0].exp(),
+            Parametrization::Matrix { .. } => {
+                2f64.sqrt() * rec.x.mapv(|v| (2.0 * v).exp()).sum().sqrt()
+            }
+        };
+        let row = TunerTraceRow {
+            stage: self.stage,
+            row: TraceRow::from_record(rec),
+            penalty_size,
+        };
+        (self.progress)(&row);
+        self.rows.push(row);
+        ControlFlow::Continue(())
+    }
+}
+
+impl GlassoTuner {
+    fn validate(&self) -> Result<(), BilevelError> {
+        let o = &self.options;
+        let bad = |name, value: f64, range| Err(BilevelError::InvalidOption { name, value, range });
+        if o.max_iter == 0 {
+            return bad("max_iter", 0.0, "≥ 1");
+        }
+        if o.matrix_max_iter == 0 {
+            return bad("matrix_max_iter", 0.0, "≥ 1");
+        }
+        if !(o.gd_step > 0.0 && o.gd_step.is_finite()) {
+            return bad("gd_step", o.gd_step, "> 0");
+        }
+        if !(o.log_range > 0.0 && o.log_range.is_finite()) {
+            return bad("log_range", o.log_range, "> 0");
+        }
+        if !(o.start_ratio > 0.0 && o.start_ratio < 1.0) {
+            return bad("start_ratio", o.start_ratio, "(0, 1)");
+        }
+        if o.weighted && matches!(o.optimizer, OptimizerKind::Grid | OptimizerKind::Random) {
+            // zero-order searches are scalar baselines; the matrix stage then uses L-BFGS
+        }
+        Ok(())
+    }
+
+    /// Tunes on a data matrix X (n × p, rows are samples), split by `options.validation`.
+    ///
+    /// # Errors
+    /// Invalid options or data ([`BilevelError`]), and failures of the layers below.
+    pub fn fit(&self, x: ArrayView2<'_, f64>) -> Result<Tuned, BilevelError> {
+        self.fit_with_progress(x, |_| {})
+    }
+
+    /// [`GlassoTuner::fit`] with a callback after every outer iteration.
+    ///
+    /// # Errors
+    /// As [`GlassoTuner::fit`].
+    pub fn fit_with_progress(
+        &self,
+        x: ArrayView2<'_, f64>,
+        progress: impl FnMut(&TunerTraceRow),
+    ) -> Result<Tuned, BilevelError> {
+        self.validate()?;
+        let ac = self.options.assume_centered;
+        match self.options.validation {
+            Validation::Holdout { fraction } => {
+                let f = holdout(x, fraction, ac)?;
+                self.run(vec![f], None, progress)
+            }
+            Validation::KFold { k } => {
+                let folds = k_fold(x, k, ac)?;
+                let full = empirical_covariance(x, ac)?;
+                self.run(folds, Some(full), progress)
+            }
+        }
+    }
+
+    /// Tunes on given training and validation covariances.
+    ///
+    /// # Errors
+    /// As [`GlassoTuner::fit`].
+    pub fn fit_cov(
+        &self,
+        s_train: ArrayView2<'_, f64>,
+        s_val: ArrayView2<'_, f64>,
+    ) -> Result<Tuned, BilevelError> {
+        self.fit_cov_with_progress(s_train, s_val, |_| {})
+    }
+
+    /// [`GlassoTuner::fit_cov`] with a progress callback.
+    ///
+    /// # Errors
+    /// As [`GlassoTuner::fit`].
+    pub fn fit_cov_with_progress(
+        &self,
+        s_train: ArrayView2<'_, f64>,
+        s_val: ArrayView2<'_, f64>,
+        progress: impl FnMut(&TunerTraceRow),
+    ) -> Result<Tuned, BilevelError> {
+        self.validate()?;
+        if s_train.dim() != s_val.dim() {
+            return Err(BilevelError::DimensionMismatch {
+                expected: s_train.nrows(),
+                found: s_val.nrows(),
+            });
+        }
+        let fold = FoldCov {
+            s_train: s_train.to_owned(),
+            s_val: s_val.to_owned(),
+        };
+        self.run(vec![fold], None, progress)
+    }
+
+    fn make_folds(&self, folds: &[FoldCov], hyper: HypergradOptions) -> Vec<Fold> {
+        folds
+            .iter()
+            .map(|f| {
+                Fold::new(
+                    f.s_train.clone(),
+                    self.options.criterion.build(f.s_val.clone()),
+                    hyper,
+                )
+            })
+            .collect()
+    }
+
+    fn minimizer(
+        &self,
+        kind: OptimizerKind,
+        max_iter: usize,
+        bounds: Bounds,
+    ) -> Box<dyn Minimizer> {
+        let o = &self.options;
+        match kind {
+            OptimizerKind::Gd => Box::new(GradientDescent::new(GradientDescentOptions {
+                step: o.gd_step,
+                grad_tol: o.grad_tol,
+                max_iter,
+                bounds: Some(bounds),
+                ..Default::default()
+            })),
+            OptimizerKind::Armijo => Box::new(GradientDescent::with_line_search(
+                GradientDescentOptions {
+                    step: 1.0,
+                    grad_tol: o.grad_tol,
+                    max_iter,
+                    bounds: Some(bounds),
+                    ..Default::default()
+                },
+                Backtracking::armijo(),
+            )),
+            OptimizerKind::Lbfgs => Box::new(Lbfgs::new(LbfgsOptions {
+                grad_tol: o.grad_tol,
+                max_iter,
+                bounds: Some(bounds),
+                ..Default::default()
+            })),
+            OptimizerKind::Adam => Box::new(Adam::new(AdamOptions {
+                lr: o.gd_step,
+                grad_tol: o.grad_tol,
+                max_iter,
+                bounds: Some(bounds),
+                ..Default::default()
+            })),
+            OptimizerKind::Grid => Box::new(GridSearch::new(GridSearchOptions {
+                n_points: max_iter,
+                bounds: Some(bounds),
+                ..Default::default()
+            })),
+            OptimizerKind::Random => Box::new(RandomSearch::new(RandomSearchOptions {
+                n_samples: max_iter,
+                seed: o.seed,
+                bounds: Some(bounds),
+                ..Default::default()
+            })),
+        }
+    }
+
+    fn run(
+        &self,
+        folds: Vec<FoldCov>,
+        refit_cov: Option<Array2<f64>>,
+        mut progress: impl FnMut(&TunerTraceRow),
+    ) -> Result<Tuned, BilevelError> {
+        let start = Instant::now();
+        let o = self.options;
+        let p = folds[0].s_train.nrows();
+        let lmax = lambda_max(folds[0].s_train.view());
+        if !(lmax > 0.0) {
+            return Err(BilevelError::NothingToTune);
+        }
+        let (lo, hi) = (lmax.ln() - o.log_range, lmax.ln());
+        let mut trace = Vec::new();
+
+        // Scalar stage.
+        let scalar_param = Parametrization::Scalar {
+            penalize_diagonal: o.penalize_diagonal,
+        };
+        let hyper = HypergradOptions::default();
+        let mut obj = BilevelObjective::new(self.make_folds(&folds, hyper), scalar_param);
+        let bounds = Bounds::uniform(1, lo, hi)?;
+        let x0 = Array1::from_elem(1, (o.start_ratio * lmax).ln());
+        let mut minimizer = self.minimizer(o.optimizer, o.max_iter, bounds);
+        let scalar_min = {
+            let mut rec = Recorder {
+                stage: "scalar",
+                param: scalar_param,
+                rows: &mut trace,
+                progress: &mut progress,
+            };
+            minimizer.minimize(&mut obj, x0, &mut rec)?
+        };
+        let lambda = scalar_min.x[0].exp();
+        // The fits at the optimum (the minimizer's last call may have been elsewhere).
+        let scalar_criterion = obj.value(scalar_min.x.view())?;
+        let scalar = StageReport {
+            minimum: scalar_min,
+            stats: obj.stats,
+        };
+        let mut final_obj = obj;
+        let mut final_x = scalar.minimum.x.clone();
+        let mut criterion = scalar_criterion;
+
+        // Matrix stage, from the scalar optimum (an entry with Θ̂_kl = 0 has a zero
+        // hypergradient, so starting from a diagonal solution would never move).
+        let matrix = if o.weighted {
+            let param = Parametrization::Matrix {
+                p,
+                tune_diagonal: o.tune_diagonal,
+                fixed_diagonal: if o.penalize_diagonal { lambda } else { 0.0 },
+            };
+            let mut mobj = BilevelObjective::new(self.make_folds(&folds, hyper), param);
+            let dim = param.dim();
+            let x0 = param.x_from_lambda(lambda);
+            let bounds = Bounds::uniform(dim, lo, hi + 2.0)?;
+            let kind = match o.optimizer {
+                OptimizerKind::Grid | OptimizerKind::Random => OptimizerKind::Lbfgs,
+                k => k,
+            };
+            let mut minimizer = self.minimizer(kind, o.matrix_max_iter, bounds);
+            let m = {
+                let mut rec = Recorder {
+                    stage: "matrix",
+                    param,
+                    rows: &mut trace,
+                    progress: &mut progress,
+                };
+                minimizer.minimize(&mut mobj, x0, &mut rec)?
+            };
+            criterion = mobj.value(m.x.view())?;
+            final_x = m.x.clone();
+            let report = StageReport {
+                minimum: m,
+                stats: mobj.stats,
+            };
+            final_obj = mobj;
+            Some(report)
+        } else {
+            None
+        };
+
+        let penalty = final_obj.parametrization.penalty(final_x.view());
+        let lam = penalty.to_matrix(p);
+        let fit = match refit_cov {
+            Some(full) => final_obj.solver.solve(
+                &GlassoProblem::new(full.view(), Penalty::Matrix(lam.clone())),
+                None,
+            )?,
+            None => final_obj.folds[0]
+                .fit()
+                .cloned()
+                .ok_or(BilevelError::NothingToTune)?,
+        };
+        Ok(Tuned {
+            precision: fit.precision.clone(),
+            covariance: fit.covariance.clone(),
+            penalty: lam,
+            lambda,
+            lambda_max: lmax,
+            scalar_criterion,
+            criterion,
+            scalar,
+            matrix,
+            trace,
+            seconds: start.elapsed().as_secs_f64(),
+            fit,
+        })
+    }
+}
+
+/// Whether a termination is a normal end of tuning (converged, or a budget reached).
+pub fn is_normal_end(t: Termination) -> bool {
+    !matches!(
+        t,
+        Termination::LineSearchFailed | Termination::NonFiniteValue
+    )
+}

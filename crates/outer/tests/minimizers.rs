@@ -1,0 +1,323 @@
+//! One problem, many solvers: every gradient minimizer on a convex quadratic, Rosenbrock in 2-D
+//! and 10-D, a 1-D non-convex function and a box-constrained problem, asserting the minimizer
+//! and value reached (pattern of argmin's `tests.rs`). Plus evaluation budgets and per-iteration
+//! call counts.
+
+mod common;
+
+use approx::assert_abs_diff_eq;
+use common::*;
+use ho_outer::{
+    Adam, AdamOptions, Backtracking, BacktrackingOptions, Bounds, GradientDescent,
+    GradientDescentOptions, IterRecord, Lbfgs, LbfgsOptions, Minimizer, NoObserver, Objective,
+    StrongWolfe, Termination, Trace,
+};
+use ndarray::Array1;
+use std::ops::ControlFlow;
+
+const GRAD_TOL: f64 = 1e-6;
+
+#[derive(Debug, Clone, Copy)]
+enum Problem {
+    Quadratic,
+    Rosenbrock,
+    NonConvex,
+    /// `Shifted` in the box [−1, 1]³.
+    Bounded,
+}
+
+fn box3() -> Option<Bounds> {
+    Some(Bounds::uniform(3, -1.0, 1.0).unwrap())
+}
+
+/// Fixed-step gradient descent, step below 2/L for each problem.
+fn gd(p: Problem) -> Box<dyn Minimizer> {
+    let step = match p {
+        Problem::Quadratic => 0.07,
+        Problem::Rosenbrock => 5e-4,
+        Problem::NonConvex => 0.02,
+        Problem::Bounded => 0.1,
+    };
+    Box::new(GradientDescent::new(GradientDescentOptions {
+        step,
+        grad_tol: GRAD_TOL,
+        max_iter: 100_000,
+        bounds: matches!(p, Problem::Bounded).then(box3).flatten(),
+        ..GradientDescentOptions::default()
+    }))
+}
+
+/// Gradient descent along −∇f with Armijo backtracking.
+fn gd_armijo(p: Problem) -> Box<dyn Minimizer> {
+    Box::new(GradientDescent::with_line_search(
+        GradientDescentOptions {
+            step: 1.0,
+            grad_tol: GRAD_TOL,
+            max_iter: 100_000,
+            bounds: matches!(p, Problem::Bounded).then(box3).flatten(),
+            ..GradientDescentOptions::default()
+        },
+        Backtracking::armijo(),
+    ))
+}
+
+fn lbfgs_options(p: Problem) -> LbfgsOptions {
+    LbfgsOptions {
+        grad_tol: GRAD_TOL,
+        rel_tol: 0.0,
+        max_iter: 1000,
+        bounds: matches!(p, Problem::Bounded).then(box3).flatten(),
+        ..LbfgsOptions::default()
+    }
+}
+
+/// L-BFGS with its default weak-Wolfe line search.
+fn lbfgs(p: Problem) -> Box<dyn Minimizer> {
+    Box::new(Lbfgs::new(lbfgs_options(p)))
+}
+
+/// L-BFGS with a strong-Wolfe line search.
+fn lbfgs_strong_wolfe(p: Problem) -> Box<dyn Minimizer> {
+    Box::new(Lbfgs::with_line_search(
+        lbfgs_options(p),
+        Backtracking::new(BacktrackingOptions::default(), StrongWolfe::default()),
+    ))
+}
+
+fn adam(p: Problem) -> Box<dyn Minimizer> {
+    let lr = match p {
+        Problem::Quadratic | Problem::Rosenbrock => 0.05,
+        Problem::NonConvex | Problem::Bounded => 0.01,
+    };
+    Box::new(Adam::new(AdamOptions {
+        lr,
+        grad_tol: GRAD_TOL,
+        max_iter: 100_000,
+        bounds: matches!(p, Problem::Bounded).then(box3).flatten(),
+        ..AdamOptions::default()
+    }))
+}
+
+type Setup = fn(Problem) -> Box<dyn Minimizer>;
+
+fn check_quadratic(setup: Setup) {
+    let q = Quadratic::new();
+    let c = q.c.clone();
+    let (min, _) = run_counted(
+        &mut *setup(Problem::Quadratic),
+        q,
+        Array1::zeros(5),
+        &mut NoObserver,
+    );
+    assert_eq!(min.termination, Termination::ConvergedGradNorm);
+    assert!(min.grad_norm.unwrap() <= GRAD_TOL);
+    // ‖x − c‖ ≤ ‖∇f‖ / λ_min(A), λ_min > 0.5.
+    assert_abs_diff_eq!(min.x, c, epsilon = 2.0 * GRAD_TOL / 0.5);
+    assert!(min.value <= 1e-11, "value {}", min.value);
+}
+
+fn check_rosenbrock(setup: Setup, n: usize) {
+    let (min, _) = run_counted(
+        &mut *setup(Problem::Rosenbrock),
+        Rosenbrock { n },
+        rosenbrock_start(n),
+        &mut NoObserver,
+    );
+    assert_eq!(min.termination, Termination::ConvergedGradNorm, "{min:?}");
+    assert_abs_diff_eq!(min.x, Array1::ones(n), epsilon = 1e-4);
+    assert!(min.value <= 1e-10, "value {}", min.value);
+}
+
+fn check_non_convex(setup: Setup, x0: f64, x_star: f64, f_star: f64) {
+    let (min, _) = run_counted(
+        &mut *setup(Problem::NonConvex),
+        NonConvex,
+        Array1::from_elem(1, x0),
+        &mut NoObserver,
+    );
+    assert_eq!(min.termination, Termination::ConvergedGradNorm);
+    // f''(x*) > 9, so |x − x*| ≤ |f'(x)| / 9.
+    assert_abs_diff_eq!(min.x[0], x_star, epsilon = GRAD_TOL / 9.0 * 1.01);
+    assert_abs_diff_eq!(min.value, f_star, epsilon = 1e-11);
+}
+
+fn check_bounded(setup: Setup) {
+    let bounds = box3().unwrap();
+    let mut inside = |rec: &IterRecord<'_>| {
+        assert!(
+            bounds.contains(rec.x),
+            "iterate {} left the box: {}",
+            rec.iteration,
+            rec.x
+        );
+        ControlFlow::Continue(())
+    };
+    let (min, _) = run_counted(
+        &mut *setup(Problem::Bounded),
+        Shifted { n: 3 },
+        Array1::zeros(3),
+        &mut inside,
+    );
+    // Converged on the upper bound, where ∇f = 2(x − 3) = −4 points outward.
+    assert_eq!(min.termination, Termination::ConvergedGradNorm);
+    assert_abs_diff_eq!(min.x, Array1::ones(3), epsilon = 1e-12);
+    assert_abs_diff_eq!(min.grad_norm.unwrap(), 0.0);
+    assert_abs_diff_eq!(min.value, 12.0, epsilon = 1e-10);
+}
+
+macro_rules! one_problem_many_solvers {
+    ($($solver:ident: from_right_reaches = ($x_right:expr, $f_right:expr);)*) => {$(
+        mod $solver {
+            use super::*;
+
+            #[test]
+            fn quadratic() {
+                check_quadratic(super::$solver);
+            }
+
+            #[test]
+            fn rosenbrock_2d() {
+                check_rosenbrock(super::$solver, 2);
+            }
+
+            #[test]
+            fn rosenbrock_10d() {
+                check_rosenbrock(super::$solver, 10);
+            }
+
+            #[test]
+            fn non_convex_from_left_reaches_global_minimum() {
+                check_non_convex(super::$solver, -2.0, X_GLOBAL, F_GLOBAL);
+            }
+
+            #[test]
+            fn non_convex_from_right() {
+                check_non_convex(super::$solver, 2.0, $x_right, $f_right);
+            }
+
+            #[test]
+            fn box_is_respected_and_bound_point_converges() {
+                check_bounded(super::$solver);
+            }
+        }
+    )*};
+}
+
+one_problem_many_solvers! {
+    gd: from_right_reaches = (X_LOCAL, F_LOCAL);
+    // The first Armijo trial (t = 1 along −∇f(2) = −21) lands in the other basin.
+    gd_armijo: from_right_reaches = (X_GLOBAL, F_GLOBAL);
+    lbfgs: from_right_reaches = (X_LOCAL, F_LOCAL);
+    lbfgs_strong_wolfe: from_right_reaches = (X_LOCAL, F_LOCAL);
+    adam: from_right_reaches = (X_LOCAL, F_LOCAL);
+}
+
+/// Evaluation budgets: a regression in L-BFGS's cost fails here (measured: 16, 50, 97
+/// `value_and_grad` calls).
+#[test]
+fn lbfgs_evaluation_budgets() {
+    let cases: [(&mut dyn Objective, Array1<f64>, usize); 3] = [
+        (&mut Quadratic::new(), Array1::zeros(5), 20),
+        (&mut Rosenbrock { n: 2 }, rosenbrock_start(2), 60),
+        (&mut Rosenbrock { n: 10 }, rosenbrock_start(10), 120),
+    ];
+    for (obj, x0, budget) in cases {
+        let (min, counted) =
+            run_counted(&mut *lbfgs(Problem::Rosenbrock), obj, x0, &mut NoObserver);
+        assert_eq!(min.termination, Termination::ConvergedGradNorm);
+        assert!(
+            min.n_grad_evals <= budget,
+            "{} value_and_grad calls > budget {budget}",
+            min.n_grad_evals
+        );
+        assert_eq!(
+            counted.counters.n_value, 0,
+            "the Wolfe search needs gradients: it should never call `value`"
+        );
+    }
+}
+
+/// Fixed-step gradient descent and Adam make exactly one `value_and_grad` call per iteration.
+#[test]
+fn one_call_per_iteration_without_line_search() {
+    for setup in [gd as Setup, adam] {
+        let (min, counted) = run_counted(
+            &mut *setup(Problem::Quadratic),
+            Quadratic::new(),
+            Array1::zeros(5),
+            &mut NoObserver,
+        );
+        assert_eq!(counted.counters.n_value, 0);
+        assert_eq!(min.n_grad_evals, min.n_iter + 1);
+    }
+}
+
+/// With Armijo, trials call `value` only, and each accepted point costs exactly one
+/// `value_and_grad` call: the minimizer never evaluates a point twice.
+#[test]
+fn armijo_trials_use_value_and_each_accepted_point_one_gradient() {
+    let (min, counted) = run_counted(
+        &mut *gd_armijo(Problem::Rosenbrock),
+        Rosenbrock { n: 2 },
+        rosenbrock_start(2),
+        &mut NoObserver,
+    );
+    assert_eq!(min.n_grad_evals, min.n_iter + 1);
+    assert!(counted.counters.n_value >= min.n_iter);
+    assert!(
+        counted.counters.n_value > min.n_iter,
+        "some steps should have backtracked"
+    );
+}
+
+/// The line-search methods never increase the value from one iteration to the next.
+#[test]
+fn line_search_methods_are_monotone() {
+    for setup in [gd_armijo as Setup, lbfgs, lbfgs_strong_wolfe] {
+        for (n, x0) in [(2, rosenbrock_start(2)), (10, Array1::zeros(10))] {
+            let mut trace = Trace::default();
+            run_counted(
+                &mut *setup(Problem::Rosenbrock),
+                Rosenbrock { n },
+                x0,
+                &mut trace,
+            );
+            for w in trace.rows.windows(2) {
+                assert!(
+                    w[1].value <= w[0].value,
+                    "increase at iteration {}",
+                    w[1].iteration
+                );
+            }
+        }
+    }
+}
+
+/// The trace has one row per iteration plus the start point, with consistent counters.
+#[test]
+fn trace_records_every_iteration() {
+    let mut trace = Trace::default();
+    let (min, _) = run_counted(
+        &mut *lbfgs(Problem::Rosenbrock),
+        Rosenbrock { n: 2 },
+        rosenbrock_start(2),
+        &mut trace,
+    );
+    assert_eq!(trace.rows.len(), min.n_iter + 1);
+    for (k, row) in trace.rows.iter().enumerate() {
+        assert_eq!(row.iteration, k);
+        assert!(row.x_min <= row.x_mean && row.x_mean <= row.x_max);
+    }
+    for w in trace.rows.windows(2) {
+        assert!(w[0].n_evals < w[1].n_evals && w[0].elapsed_secs <= w[1].elapsed_secs);
+    }
+    let last = trace.rows.last().unwrap();
+    assert_eq!(last.n_evals, min.n_evals);
+    assert_abs_diff_eq!(last.value, min.value);
+    let mut csv = Vec::new();
+    trace.write_csv(&mut csv).unwrap();
+    assert_eq!(
+        String::from_utf8(csv).unwrap().lines().count(),
+        trace.rows.len() + 1
+    );
+}
