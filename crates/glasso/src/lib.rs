@@ -33,6 +33,7 @@ pub const SOLVER_NAMES: [&str; 5] = ["auto", "newton-cd", "obn-cg", "bcd", "gist
 ///
 /// # Errors
 /// [`GlassoError::InvalidOption`]-like [`GlassoError::UnknownSolver`] for another name.
+#[allow(clippy::needless_update)] // solvers gain options over time
 pub fn solver_from_name(
     name: &str,
     options: GlassoOptions,

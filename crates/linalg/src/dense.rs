@@ -61,7 +61,7 @@ impl Cholesky {
         }
         let (l, uplo) = layout(n);
         let slice = a.as_slice_mut().expect("standard layout");
-        f64::cholesky(l, uplo, slice).map_err(|e| LinalgError::from_cholesky(e))?;
+        f64::cholesky(l, uplo, slice).map_err(LinalgError::from_cholesky)?;
         Ok(Self { factor: a })
     }
 
@@ -100,7 +100,7 @@ impl Cholesky {
         }
         let (l, uplo) = layout(n);
         f64::inv_cholesky(l, uplo, a.as_slice_mut().expect("standard layout"))
-            .map_err(|e| LinalgError::from_cholesky(e))?;
+            .map_err(LinalgError::from_cholesky)?;
         copy_upper_to_lower(a.view_mut());
         Ok(a)
     }
@@ -131,7 +131,7 @@ impl Cholesky {
                 r
             }
         }
-        .map_err(|e| LinalgError::from_cholesky(e))
+        .map_err(LinalgError::from_cholesky)
     }
 }
 

@@ -363,7 +363,9 @@ pub fn bicgstab(
     let mut n_iter = 0;
     while n_iter < options.max_iter {
         let rho_new = r_hat.dot(&r);
-        if !(rho_new.abs() > tiny * norm(r_hat.view()) * rnorm) || !rho_new.is_finite() {
+        // (written so that a NaN also counts as a breakdown)
+        let healthy = rho_new.abs() > tiny * norm(r_hat.view()) * rnorm;
+        if !healthy || !rho_new.is_finite() {
             return Err(breakdown(n_iter, rnorm));
         }
         let beta = (rho_new / rho) * (alpha / omega);
