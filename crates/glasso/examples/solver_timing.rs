@@ -29,7 +29,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let lmax = lambda_max(s.view());
     for r in ratios {
         for name in &solvers {
-            let solver = solver_from_name(name, GlassoOptions::default())?;
+            let tol = std::env::var("HO_TOL").map_or(Ok(1e-8), |v| v.parse())?;
+            let kkt_tol = std::env::var("HO_KKT").map_or(Ok(f64::INFINITY), |v| v.parse())?;
+            let options = GlassoOptions {
+                tol,
+                kkt_tol,
+                ..Default::default()
+            };
+            let solver = solver_from_name(name, options)?;
             let problem = GlassoProblem::new(s.view(), Penalty::scalar(r * lmax));
             let t = Instant::now();
             let fit = solver.solve(&problem, None)?;

@@ -3,10 +3,14 @@
 //! # Algorithm
 //! For each block (connected component of `|S_kl| > Λ_kl`), count the candidate edges
 //! `c = #{k ≠ l: |S_kl| > Λ_kl}` (an upper bound of the free set at the start). Sparse blocks
-//! (`c ≤ sparse_ratio · p_b`) go to [`NewtonCd`], whose coordinate sweeps cost O(|F| p);
-//! denser blocks go to [`ObnCg`], whose Newton–CG products are BLAS matrix products. On the
-//! paper's data (benchmark `glasso/*`), ObnCg is the faster method from λ ≈ 0.1·λ_max down,
-//! where tuning spends its time, and both are sub-millisecond on screened sparse problems.
+//! (`c ≤ sparse_ratio · p_b`) go to [`NewtonCd`], whose coordinate sweeps cost O(|F| p).
+//! Denser blocks are solved in two phases: [`Bcd`] (block coordinate descent, cheap sweeps,
+//! linear convergence) to a relative gap of 1e-6 (or `tol` if looser), then [`ObnCg`]
+//! (orthant Newton–CG, quadratic convergence once the support is found) from that point to
+//! `tol` and `kkt_tol`. Measured on the paper's data at λ ≤ 0.1·λ_max (p = 100–500), Bcd
+//! alone is 2–3× faster than ObnCg alone at a gap of 1e-8, while Newton needs only a few steps
+//! from a point that already has the right support, which makes tight tolerances (those of
+//! the hypergradients) cheap.
 //!
 //! # Stopping
 //! That of the chosen solver (relative gap ≤ `tol`, KKT ≤ `kkt_tol`).
@@ -17,10 +21,16 @@
 //! # References
 //! See [`NewtonCd`] and [`ObnCg`].
 
-use crate::{BlockOutcome, BlockSolver, BlockStart, GlassoError, GlassoOptions, NewtonCd, ObnCg};
+use crate::problem::{kkt_residual, relative_gap};
+use crate::{
+    Bcd, BlockOutcome, BlockSolver, BlockStart, GlassoError, GlassoOptions, NewtonCd, ObnCg,
+};
 use ndarray::ArrayView2;
 
-/// The default solver: NewtonCd on sparse blocks, ObnCg on dense ones.
+/// Relative gap to which the block coordinate descent runs before the Newton polish.
+const LOOSE_TOL: f64 = 1e-6;
+
+/// The default solver: NewtonCd on sparse blocks, Bcd then ObnCg on dense ones.
 ///
 /// | Name | Default | Meaning | Range |
 /// |---|---|---|---|
@@ -85,11 +95,41 @@ impl BlockSolver for Auto {
             }
             .solve_block(emp_cov, lam, start)
         } else {
-            ObnCg {
+            // Block coordinate descent gets close fast (linear convergence, cheap sweeps)...
+            let loose = GlassoOptions {
+                tol: self.options.tol.max(LOOSE_TOL),
+                kkt_tol: f64::INFINITY,
+                ..self.options
+            };
+            let first = Bcd {
+                options: loose,
+                ..Default::default()
+            }
+            .solve_block(emp_cov, lam, start)?;
+            let kkt = kkt_residual(first.theta.view(), first.covariance.view(), emp_cov, lam);
+            if self
+                .options
+                .is_converged(first.dual_gap, first.objective, kkt)
+            {
+                return Ok(first);
+            }
+            // ...and Newton finishes from there in a few quadratically convergent steps.
+            let n_bcd = first.n_iter;
+            let mut out = ObnCg {
                 options: self.options,
                 ..Default::default()
             }
-            .solve_block(emp_cov, lam, start)
+            .solve_block(
+                emp_cov,
+                lam,
+                BlockStart {
+                    theta: first.theta,
+                    covariance: first.covariance,
+                },
+            )?;
+            out.n_iter += n_bcd;
+            debug_assert!(relative_gap(out.dual_gap, out.objective).is_finite());
+            Ok(out)
         }
     }
 }

@@ -3,8 +3,8 @@
 mod common;
 use common::*;
 use ho_glasso::{
-    duality_gap, kkt_residual, objective, Bcd, Gista, GlassoOptions, GlassoProblem, GlassoSolver,
-    NewtonCd, ObnCg, Status,
+    duality_gap, kkt_residual, objective, Auto, Bcd, Gista, GlassoOptions, GlassoProblem,
+    GlassoSolver, NewtonCd, ObnCg, Status,
 };
 
 fn check_solver(solver: &dyn GlassoSolver, max_p: usize) {
@@ -73,6 +73,17 @@ fn tight() -> GlassoOptions {
         max_iter: 500,
         screening: true,
     }
+}
+
+#[test]
+fn auto_matches_every_fixture() {
+    check_solver(
+        &Auto {
+            options: tight(),
+            ..Default::default()
+        },
+        100,
+    );
 }
 
 #[test]
