@@ -1,4 +1,4 @@
-//! `Auto`: the default solver, which picks NewtonCd or ObnCg per screened block.
+//! `Auto`: the default solver, which picks NewtonCd, DualPn or Bcd→ObnCg per screened block.
 //!
 //! # Algorithm
 //! For each block (connected component of `|S_kl| > Λ_kl`), count the candidate edges
@@ -12,6 +12,15 @@
 //! from a point that already has the right support, which makes tight tolerances (those of
 //! the hypergradients) cheap.
 //!
+//! Dense blocks (candidate fraction `c / (p_b(p_b − 1)/2) ≥ dual_fraction`, i.e. λ ≲ 0.02·λ_max
+//! on the paper's data) go to [`DualPn`] (projected Newton on the dual) when `p_b ≤ 300` or the
+//! start is warm (Θ₀ has off-diagonal nonzeros). Measured side by side at p = 100–200,
+//! λ = 0.01 and 0.003·λ_max, tight tolerances: DualPn 2–4× faster than Bcd→ObnCg and 3–10×
+//! faster than ObnCg, cold and warm-started (4 steps for a 10 % change of λ); at 0.05·λ_max it
+//! is slower than Bcd→ObnCg. At p = 500 a cold DualPn is slow when `S + U₀` is not positive
+//! definite (every pair starts free and Jacobi-CG needs many products), so cold large blocks
+//! keep Bcd→ObnCg; warm-started it was 2.7× faster than ObnCg at p = 500, 0.01·λ_max.
+//!
 //! # Stopping
 //! That of the chosen solver (relative gap ≤ `tol`, KKT ≤ `kkt_tol`).
 //!
@@ -23,7 +32,7 @@
 
 use crate::problem::{kkt_residual, relative_gap};
 use crate::{
-    Bcd, BlockOutcome, BlockSolver, BlockStart, GlassoError, GlassoOptions, NewtonCd, ObnCg,
+    Bcd, BlockOutcome, BlockSolver, BlockStart, DualPn, GlassoError, GlassoOptions, NewtonCd, ObnCg,
 };
 use ndarray::ArrayView2;
 
@@ -36,12 +45,15 @@ const LOOSE_TOL: f64 = 1e-6;
 /// |---|---|---|---|
 /// | `options` | [`GlassoOptions::default`] | shared by both solvers | |
 /// | `sparse_ratio` | 2.0 | blocks with at most `sparse_ratio · p_b` candidate edges use NewtonCd | ≥ 0 |
+/// | `dual_fraction` | 0.6 | dense blocks with at least this fraction of candidate pairs use DualPn (p_b ≤ 300 or warm) | [0, 1], > 1 disables |
 #[derive(Debug, Clone)]
 pub struct Auto {
     /// Shared options.
     pub options: GlassoOptions,
     /// Candidate edges per node below which NewtonCd is used.
     pub sparse_ratio: f64,
+    /// Fraction of candidate pairs from which DualPn is used.
+    pub dual_fraction: f64,
 }
 
 impl Default for Auto {
@@ -49,6 +61,7 @@ impl Default for Auto {
         Self {
             options: GlassoOptions::default(),
             sparse_ratio: 2.0,
+            dual_fraction: 0.6,
         }
     }
 }
@@ -71,6 +84,30 @@ impl Auto {
         }
         (c as f64) <= self.sparse_ratio * p as f64
     }
+
+    /// Whether a dense block is solved by DualPn (see the module documentation).
+    pub fn prefers_dual_pn(
+        &self,
+        emp_cov: ArrayView2<'_, f64>,
+        lam: ArrayView2<'_, f64>,
+        start_theta: ArrayView2<'_, f64>,
+    ) -> bool {
+        let p = emp_cov.nrows();
+        if p < 2 {
+            return false;
+        }
+        let (mut c, mut warm) = (0usize, false);
+        for i in 0..p {
+            for j in 0..i {
+                if emp_cov[[i, j]].abs() > lam[[i, j]] {
+                    c += 1;
+                }
+                warm |= start_theta[[i, j]] != 0.0;
+            }
+        }
+        let fraction = c as f64 / (p * (p - 1) / 2) as f64;
+        fraction >= self.dual_fraction && (p <= 300 || warm)
+    }
 }
 
 impl BlockSolver for Auto {
@@ -90,6 +127,12 @@ impl BlockSolver for Auto {
     ) -> Result<BlockOutcome, GlassoError> {
         if self.prefers_newton_cd(emp_cov, lam) {
             NewtonCd {
+                options: self.options,
+                ..Default::default()
+            }
+            .solve_block(emp_cov, lam, start)
+        } else if self.prefers_dual_pn(emp_cov, lam, start.theta.view()) {
+            DualPn {
                 options: self.options,
                 ..Default::default()
             }

@@ -94,7 +94,9 @@ pub enum GlassoError {
         reason: &'static str,
     },
     /// A solver name that does not exist.
-    #[error("unknown solver {name:?} (expected one of auto, newton-cd, obn-cg, bcd, gista)")]
+    #[error(
+        "unknown solver {name:?} (expected one of auto, newton-cd, obn-cg, dual-pn, bcd, gista)"
+    )]
     UnknownSolver {
         /// The name given.
         name: String,

@@ -2,6 +2,7 @@
 
 pub mod auto;
 pub mod bcd;
+pub mod dual_pn;
 pub mod error;
 pub mod fit;
 pub mod gista;
@@ -13,6 +14,7 @@ pub mod screening;
 
 pub use auto::Auto;
 pub use bcd::Bcd;
+pub use dual_pn::DualPn;
 pub use error::GlassoError;
 pub use fit::{
     cold_start, solve_screened, BlockOutcome, BlockSolver, BlockStart, GlassoFit, GlassoOptions,
@@ -26,9 +28,10 @@ pub use path::{lambda_path, solve_path};
 pub use problem::{duality_gap, kkt_residual, lambda_max, objective, GlassoProblem, Penalty};
 
 /// The solver names accepted by [`solver_from_name`] (and the CLI's `--solver`).
-pub const SOLVER_NAMES: [&str; 5] = ["auto", "newton-cd", "obn-cg", "bcd", "gista"];
+pub const SOLVER_NAMES: [&str; 6] = ["auto", "newton-cd", "obn-cg", "dual-pn", "bcd", "gista"];
 
-/// A boxed solver from its name (`auto`, `newton-cd`, `obn-cg`, `bcd`, `gista`) with the
+/// A boxed solver from its name (`auto`, `newton-cd`, `obn-cg`, `dual-pn`, `bcd`,
+/// `gista`) with the
 /// shared options.
 ///
 /// # Errors
@@ -48,6 +51,10 @@ pub fn solver_from_name(
             ..Default::default()
         }),
         "obn-cg" => Box::new(ObnCg {
+            options,
+            ..Default::default()
+        }),
+        "dual-pn" => Box::new(DualPn {
             options,
             ..Default::default()
         }),

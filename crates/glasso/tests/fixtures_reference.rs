@@ -3,7 +3,7 @@
 mod common;
 use common::*;
 use ho_glasso::{
-    duality_gap, kkt_residual, objective, Auto, Bcd, Gista, GlassoOptions, GlassoProblem,
+    duality_gap, kkt_residual, objective, Auto, Bcd, DualPn, Gista, GlassoOptions, GlassoProblem,
     GlassoSolver, NewtonCd, ObnCg, Status,
 };
 
@@ -101,6 +101,17 @@ fn newton_cd_matches_every_fixture() {
 fn obn_cg_matches_every_fixture() {
     check_solver(
         &ObnCg {
+            options: tight(),
+            ..Default::default()
+        },
+        100,
+    );
+}
+
+#[test]
+fn dual_pn_matches_every_fixture() {
+    check_solver(
+        &DualPn {
             options: tight(),
             ..Default::default()
         },
