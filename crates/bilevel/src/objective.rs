@@ -181,6 +181,9 @@ pub struct BilevelStats {
     pub min_margin: Option<f64>,
 }
 
+/// One fold's gradient in x, seconds spent, and off-support margin.
+type FoldGrad = (Array1<f64>, f64, Option<f64>);
+
 struct Eval {
     x: Array1<f64>,
     value: f64,
@@ -279,7 +282,7 @@ impl BilevelObjective {
         let p = self.folds[0].s_train.nrows();
         let lam = penalty.to_matrix(p);
         let param = self.parametrization;
-        let results: Vec<Result<(Array1<f64>, f64, Option<f64>), BilevelError>> = self
+        let results: Vec<Result<FoldGrad, BilevelError>> = self
             .folds
             .par_iter_mut()
             .map(|fold| {

@@ -141,7 +141,6 @@ fn gista_matches_every_fixture() {
                 max_iter: 20000,
                 ..tight()
             },
-            ..Default::default()
         },
         20,
     );

@@ -65,6 +65,7 @@ pub fn correlation(
 }
 
 #[cfg(test)]
+#[allow(clippy::float_cmp)] // exact results of exact arithmetic
 mod tests {
     use super::*;
     use ndarray::array;

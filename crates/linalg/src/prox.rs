@@ -44,6 +44,7 @@ pub fn soft_threshold_matrix(
 }
 
 #[cfg(test)]
+#[allow(clippy::float_cmp)] // exact results of exact arithmetic
 mod tests {
     use super::*;
     use ndarray::{array, Array2};
