@@ -166,6 +166,7 @@ pub fn random_penalty(p: usize, lo: f64, hi: f64, seed: u64) -> Array2<f64> {
 }
 
 #[cfg(test)]
+#[allow(clippy::float_cmp)] // exact symmetry and exact zeros are the point
 mod tests {
     use super::*;
     use crate::covariance::empirical_covariance;
