@@ -1,0 +1,349 @@
+//! On seeded random problems: the five methods agree, the operator equals its explicit
+//! Kronecker matrix, CG equals the dense solve, the identities of docs/implicit-diff.md hold,
+//! and the errors are the documented variants.
+
+mod common;
+use common::*;
+use ho_glasso::{lambda_max, GlassoProblem, GlassoSolver, Penalty};
+use ho_implicit::glasso::{
+    hypergradient, kronecker_matrix, pattern_sum, ActiveSet, GlassoSystem, HeldOutNll,
+    HypergradOptions, HypergradientEngine, Kernel, Method, PreconditionerKind, Reconstruction,
+    RestrictedKronecker,
+};
+use ho_implicit::{hypergradient_adjoint, ImplicitError, ImplicitOptions, SolverChoice};
+use ho_linalg::{CgOptions, LinearOperator};
+use ndarray::{Array1, Array2};
+use proptest::prelude::*;
+
+fn tight() -> HypergradOptions {
+    HypergradOptions {
+        cg: CgOptions {
+            rel_tol: 1e-13,
+            abs_tol: 0.0,
+            max_iter: 5000,
+        },
+        ..Default::default()
+    }
+}
+
+#[test]
+fn the_five_methods_agree_on_random_problems() {
+    for &(p, seed, ratio, pd) in &[(6, 1, 0.3, false), (8, 2, 0.15, true), (12, 3, 0.1, false)] {
+        let (s, s_val) = random_problem(p, 20 * p, seed);
+        let (fit, penalty) = solve_scalar(&s, ratio, pd);
+        let problem = GlassoProblem::new(s.view(), penalty);
+        let crit = HeldOutNll::new(s_val);
+        let run = |method, full_matrix| {
+            let opts = HypergradOptions {
+                method,
+                full_matrix,
+                ..tight()
+            };
+            hypergradient(&fit, &problem, &crit, &opts).unwrap()
+        };
+        let adjoint = run(Method::Adjoint, false);
+        let g_ref = adjoint.grad_matrix.clone().unwrap();
+        let d_ref = adjoint.grad_lambda.unwrap();
+        assert!(
+            adjoint.support_size > p,
+            "p={p}: the test needs off-diagonal entries"
+        );
+        for (method, tol) in [
+            (Method::Forward, 1e-10),
+            (Method::DenseKronecker, 1e-10),
+            (Method::Unrolled, 1e-7),
+            (Method::FiniteDiff, 1e-5),
+        ] {
+            let scalar = run(method, false);
+            let d = scalar.grad_lambda.unwrap();
+            assert!(
+                (d - d_ref).abs() <= tol * d_ref.abs().max(1e-3),
+                "p={p} {}: {d} vs {d_ref}",
+                method.name()
+            );
+            if p <= 8 || matches!(method, Method::Forward | Method::DenseKronecker) {
+                let full = run(method, true);
+                let g = full.grad_matrix.unwrap();
+                let err = max_abs_diff(&g, &g_ref);
+                assert!(
+                    err <= tol * max_abs(&g_ref),
+                    "p={p} {} matrix: {err:e}",
+                    method.name()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_operator_is_the_restricted_kronecker_product_and_cg_equals_the_dense_solve() {
+    for &(p, ratio) in &[(7, 0.5), (10, 0.1), (10, 0.0)] {
+        let (s, s_val) = random_problem(p, 20 * p, 11);
+        let (fit, _) = solve_scalar(&s, ratio, false);
+        let active = ActiveSet::from_precision(fit.precision.view());
+        if ratio == 0.0 {
+            assert!(active.is_full());
+        }
+        let want = kronecker_matrix(fit.covariance.view(), &active);
+        for kernel in [Kernel::Sparse, Kernel::Dense] {
+            let m = RestrictedKronecker::new(fit.covariance.view(), &active, kernel);
+            let got = m.to_dense();
+            assert!(max_abs_diff(&got, &want) <= 1e-13 * max_abs(&want));
+            // ⟨M x, y⟩ = ⟨x, M y⟩
+            let n = active.len();
+            let x = Array1::from_shape_fn(n, |i| ((i * 7 + 1) as f64).sin());
+            let y = Array1::from_shape_fn(n, |i| ((i * 3 + 2) as f64).cos());
+            let (mut mx, mut my) = (Array1::zeros(n), Array1::zeros(n));
+            m.apply(x.view(), mx.view_mut());
+            m.apply(y.view(), my.view_mut());
+            let (a, b) = (mx.dot(&y), x.dot(&my));
+            assert!((a - b).abs() <= 1e-13 * a.abs().max(1.0));
+            // the Kronecker preconditioner is (Θ ⊗ Θ)_{E,E}; the exact inverse when E is full
+            let k = RestrictedKronecker::new(fit.precision.view(), &active, kernel);
+            let kd = k.to_dense();
+            assert!(
+                max_abs_diff(&kd, &kronecker_matrix(fit.precision.view(), &active))
+                    <= 1e-13 * max_abs(&kd)
+            );
+            if active.is_full() {
+                let prod = kd.dot(&got);
+                let eye = Array2::<f64>::eye(n);
+                assert!(max_abs_diff(&prod, &eye) <= 1e-9);
+            }
+        }
+        // CG (matrix-free, each preconditioner) equals the dense Cholesky solve
+        let g = active.gather_owned((&s_val - &fit.covariance).view());
+        let dense = ImplicitOptions {
+            solver: SolverChoice::Dense,
+            ..Default::default()
+        };
+        let sys = GlassoSystem::new(
+            fit.precision.view(),
+            fit.covariance.view(),
+            &active,
+            Kernel::Auto,
+            PreconditionerKind::None,
+        )
+        .unwrap();
+        let u_ref = hypergradient_adjoint(&sys, g.view(), &dense, None).unwrap();
+        for pre in [
+            PreconditionerKind::None,
+            PreconditionerKind::Jacobi,
+            PreconditionerKind::Kronecker,
+        ] {
+            let sys = GlassoSystem::new(
+                fit.precision.view(),
+                fit.covariance.view(),
+                &active,
+                Kernel::Auto,
+                pre,
+            )
+            .unwrap();
+            let cg = ImplicitOptions {
+                cg: CgOptions {
+                    rel_tol: 1e-13,
+                    abs_tol: 0.0,
+                    max_iter: 5000,
+                },
+                ..Default::default()
+            };
+            let u = hypergradient_adjoint(&sys, g.view(), &cg, None).unwrap();
+            let err = (&u.adjoint - &u_ref.adjoint)
+                .iter()
+                .fold(0.0_f64, |m, v| m.max(v.abs()));
+            let scale = u_ref.adjoint.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
+            assert!(err <= 1e-10 * scale, "{pre:?}: {err:e}");
+            if pre == PreconditionerKind::Kronecker && active.is_full() {
+                assert!(
+                    u.report.n_iter <= 2,
+                    "exact preconditioner: {}",
+                    u.report.n_iter
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn grad_lambda_is_the_pattern_sum_and_the_log_and_pair_forms_follow() {
+    for pd in [false, true] {
+        let (s, s_val) = random_problem(9, 200, 5);
+        let (fit, penalty) = solve_scalar(&s, 0.2, pd);
+        let alpha = penalty.alpha().unwrap();
+        let problem = GlassoProblem::new(s.view(), penalty);
+        let h = hypergradient(&fit, &problem, &HeldOutNll::new(s_val), &tight()).unwrap();
+        let g = h.grad_matrix.clone().unwrap();
+        let d = h.grad_lambda.unwrap();
+        assert!((d - pattern_sum(g.view(), pd)).abs() <= 1e-14 * d.abs().max(1.0));
+        assert_eq!(h.grad_log_lambda, Some(alpha * d));
+        // symmetric, zero off the support
+        for ((i, j), v) in g.indexed_iter() {
+            assert!((v - g[[j, i]]).abs() <= 1e-12 * max_abs(&g));
+            if fit.precision[[i, j]] == 0.0 {
+                assert_eq!(v.to_bits(), 0.0_f64.to_bits());
+            }
+        }
+        let lam = problem.penalty.to_matrix(9);
+        let log = h.grad_log_matrix(lam.view()).unwrap();
+        assert!((pattern_sum(log.view(), pd) - alpha * d).abs() <= 1e-12 * (alpha * d).abs());
+        let pairs = h.grad_pairs().unwrap();
+        assert!((pairs[[0, 1]] - 2.0 * g[[0, 1]]).abs() <= 1e-15 * g[[0, 1]].abs());
+        assert_eq!(pairs[[3, 3]].to_bits(), g[[3, 3]].to_bits());
+    }
+}
+
+#[test]
+fn the_hypergradient_is_exactly_zero_above_lambda_max_with_an_unpenalized_diagonal() {
+    let (s, s_val) = random_problem(8, 160, 2);
+    let (fit, _) = solve_scalar(&s, 1.5, false);
+    assert_eq!(fit.support_size(), 8);
+    let problem = GlassoProblem::new(s.view(), Penalty::scalar(1.5 * lambda_max(s.view())));
+    for crit in [
+        &HeldOutNll::new(s_val.clone()) as &dyn ho_implicit::Criterion,
+        &Reconstruction::new(s_val.clone()),
+    ] {
+        for method in [Method::Adjoint, Method::Forward, Method::DenseKronecker] {
+            let opts = HypergradOptions { method, ..tight() };
+            let h = hypergradient(&fit, &problem, crit, &opts).unwrap();
+            assert_eq!(h.grad_lambda.unwrap().abs().to_bits(), 0.0_f64.to_bits());
+            assert!(h.margin.unwrap() > 0.0);
+        }
+    }
+    // with a penalized diagonal it is not
+    let (fit, penalty) = solve_scalar(&s, 1.5, true);
+    let problem = GlassoProblem::new(s.view(), penalty);
+    let h = hypergradient(&fit, &problem, &HeldOutNll::new(s_val), &tight()).unwrap();
+    assert!(h.grad_lambda.unwrap().abs() > 0.0);
+}
+
+#[test]
+fn a_warm_start_saves_iterations_and_survives_a_support_change() {
+    let (s, s_val) = random_problem(30, 600, 4);
+    let crit = HeldOutNll::new(s_val);
+    let mut engine = HypergradientEngine::new(HypergradOptions {
+        preconditioner: PreconditionerKind::Jacobi,
+        ..tight()
+    });
+    let mut supports = Vec::new();
+    let mut warm_iters = 0;
+    let mut cold_iters = 0;
+    let lmax = lambda_max(s.view());
+    let mut previous: Option<ho_glasso::GlassoFit> = None;
+    for k in 0..6 {
+        let lambda = lmax * 0.2 * (0.97_f64).powi(k);
+        let problem = GlassoProblem::new(s.view(), Penalty::scalar(lambda));
+        let fit = tight_solver().solve(&problem, previous.as_ref()).unwrap();
+        let warm = engine.hypergradient(&fit, &problem, &crit).unwrap();
+        let cold = hypergradient(&fit, &problem, &crit, &engine.options).unwrap();
+        let (a, b) = (warm.grad_lambda.unwrap(), cold.grad_lambda.unwrap());
+        assert!((a - b).abs() <= 1e-9 * b.abs(), "k={k}: {a} vs {b}");
+        if k > 0 {
+            warm_iters += warm.report.n_iter;
+            cold_iters += cold.report.n_iter;
+        }
+        supports.push(fit.support_size());
+        previous = Some(fit);
+    }
+    assert!(engine.has_warm_start());
+    assert!(
+        supports.windows(2).any(|w| w[0] != w[1]),
+        "the path should change support: {supports:?}"
+    );
+    assert!(
+        warm_iters < cold_iters,
+        "warm {warm_iters} vs cold {cold_iters}"
+    );
+    engine.reset();
+    assert!(!engine.has_warm_start());
+}
+
+#[test]
+fn documented_errors() {
+    let (s, s_val) = random_problem(6, 120, 8);
+    let (mut fit, penalty) = solve_scalar(&s, 0.2, false);
+    let problem = GlassoProblem::new(s.view(), penalty);
+    let crit = HeldOutNll::new(s_val.clone());
+    let small = HypergradOptions {
+        method: Method::DenseKronecker,
+        dense_limit: 3,
+        ..Default::default()
+    };
+    assert!(matches!(
+        hypergradient(&fit, &problem, &crit, &small),
+        Err(ImplicitError::TooLarge { limit: 3, .. })
+    ));
+    let bad = HypergradOptions {
+        gap_tol: -1.0,
+        ..Default::default()
+    };
+    assert!(matches!(
+        hypergradient(&fit, &problem, &crit, &bad),
+        Err(ImplicitError::InvalidOption {
+            name: "gap_tol",
+            ..
+        })
+    ));
+    let short = HypergradOptions {
+        cg: CgOptions {
+            rel_tol: 1e-15,
+            abs_tol: 0.0,
+            max_iter: 1,
+        },
+        preconditioner: PreconditionerKind::None,
+        ..Default::default()
+    };
+    assert!(matches!(
+        hypergradient(&fit, &problem, &crit, &short),
+        Err(ImplicitError::LinearSolveFailed { n_iter: 1, .. })
+    ));
+    let wrong_p = HeldOutNll::new(Array2::eye(5));
+    assert!(matches!(
+        hypergradient(&fit, &problem, &wrong_p, &Default::default()),
+        Err(ImplicitError::DimensionMismatch {
+            expected: 5,
+            found: 6
+        })
+    ));
+    fit.dual_gap = 1e-3;
+    assert!(matches!(
+        hypergradient(&fit, &problem, &crit, &Default::default()),
+        Err(ImplicitError::InnerNotConverged { tol, .. }) if tol.to_bits() == 1e-8_f64.to_bits()
+    ));
+    let lenient = HypergradOptions {
+        gap_tol: 1.0,
+        ..Default::default()
+    };
+    assert!(hypergradient(&fit, &problem, &crit, &lenient).is_ok());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+
+    /// Adjoint vs central finite differences in log λ (two NewtonCd solves), when the
+    /// support is the same at both ends.
+    #[test]
+    fn adjoint_matches_finite_differences(p in 3usize..8, seed in 0u64..500, log_ratio in -3.0f64..-0.2) {
+        let (s, s_val) = random_problem(p, 10 * p, seed);
+        let lmax = lambda_max(s.view());
+        prop_assume!(lmax > 0.0);
+        let alpha = lmax * log_ratio.exp();
+        let solver = tight_solver();
+        let solve = |a: f64| solver.solve(&GlassoProblem::new(s.view(), Penalty::scalar(a)), None).unwrap();
+        let h: f64 = 1e-5;
+        let (fit, plus, minus) = (solve(alpha), solve(alpha * h.exp()), solve(alpha * (-h).exp()));
+        let e = ActiveSet::from_precision(fit.precision.view());
+        prop_assume!(e.symmetric_difference(&ActiveSet::from_precision(plus.precision.view())) == 0);
+        prop_assume!(e.symmetric_difference(&ActiveSet::from_precision(minus.precision.view())) == 0);
+        let crit = HeldOutNll::new(s_val);
+        let problem = GlassoProblem::new(s.view(), Penalty::scalar(alpha));
+        let hg = hypergradient(&fit, &problem, &crit, &tight()).unwrap();
+        use ho_implicit::Criterion;
+        let fd = (crit.value(plus.precision.view(), plus.covariance.view()).unwrap()
+            - crit.value(minus.precision.view(), minus.covariance.view()).unwrap()) / (2.0 * h);
+        let got = hg.grad_log_lambda.unwrap();
+        prop_assert!((got - fd).abs() <= 1e-5 * got.abs().max(1e-2), "adjoint {} fd {}", got, fd);
+        // and the forward mode gives the same
+        let fwd = hypergradient(&fit, &problem, &crit, &HypergradOptions { method: Method::Forward, ..tight() }).unwrap();
+        prop_assert!((fwd.grad_log_lambda.unwrap() - got).abs() <= 1e-9 * got.abs().max(1e-6));
+    }
+}
