@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The demo: build glasso-ho, draw the paper's synthetic data (p = 100, n = 2000) into out/demo/
-# and fit the Graphical Lasso at λ = 0.1 · λ_max, printing the JSON summaries.
-# Environment: DEMO_SOLVER (default newton-cd), CARGO_TARGET_DIR (default target).
+# The demo: set up, build glasso-ho (release) and run `glasso-ho demo`: the paper's synthetic
+# setup (p = 100, n = 2000, seed 0, half the rows validate), tuning the scalar λ and then the
+# full penalty matrix Λ by hypergradient descent (L-BFGS). A table goes to stderr, the JSON
+# summary to stdout, the CSVs and plots to out/demo/ (or the folder given as $1).
+# Environment: CARGO_TARGET_DIR (default target), OPENBLAS_NUM_THREADS (default 1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,13 +14,8 @@ export OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-1}"
 
 cargo build --release -p ho-experiments
 bin="${CARGO_TARGET_DIR:-target}/release/glasso-ho"
-solver="${DEMO_SOLVER:-newton-cd}"
+out="${1:-out/demo}"
 
-mkdir -p out/demo
-echo "== generate: p = 100, n = 2000, seed 0" >&2
-"$bin" generate --p 100 --n 2000 --seed 0 \
-  --out out/demo/X.csv --precision-out out/demo/theta_true.csv
-echo "== fit: λ = 0.1 · λ_max, solver $solver" >&2
-"$bin" fit --data out/demo/X.csv --lambda-ratio 0.1 --solver "$solver" \
-  --out out/demo/theta.csv
-echo "== files in out/demo: X.csv (samples), theta_true.csv (Θ_true), theta.csv (Θ̂)" >&2
+"$bin" demo --out-dir "$out"
+echo "== files in $out: criterion.png, penalty.png, precision.png (plots); trace.csv," >&2
+echo "   penalty.csv, precision_scalar.csv, precision_matrix.csv, theta_true.csv, summary.json" >&2

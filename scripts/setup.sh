@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what the build needs on a fresh Debian machine (run as root): the system OpenBLAS
-# (BLAS + LAPACK for ndarray-linalg's `openblas-system`) and pkg-config. Idempotent and quiet
+# (BLAS + LAPACK for ndarray-linalg's `openblas-system`), pkg-config, and the DejaVu fonts
+# that glasso-ho loads at run time to write the text of its PNG plots. Idempotent and quiet
 # when everything is already there.
 set -euo pipefail
 
 missing=()
-for pkg in libopenblas-dev pkg-config; do
+for pkg in libopenblas-dev pkg-config fonts-dejavu-core; do
   if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
     missing+=("$pkg")
   fi

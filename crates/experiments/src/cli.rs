@@ -29,6 +29,158 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Solve one (weighted) Graphical Lasso problem and write the precision matrix Θ̂.
     Fit(FitArgs),
+    /// Solve the GLASSO on S_train, then the hypergradient of a validation criterion.
+    Hypergrad(HypergradArgs),
+    /// Tune λ (and optionally the full matrix Λ) by hypergradient descent; write the results
+    /// and plots to a folder.
+    Tune(TuneArgs),
+    /// The paper's synthetic setup end to end (p = 100, n = 2000): scalar then matrix tuning.
+    Demo(DemoArgs),
+    /// Reproduce a figure or table of the paper (fig1, fig2, fig3, compare, scaling).
+    Experiment(ExperimentArgs),
+}
+
+/// Names of `--criterion`.
+pub const CRITERION_NAMES: [&str; 2] = ["heldout", "reconstruction"];
+/// Names of `--method` (`ho_implicit::Method::from_name`).
+pub const METHOD_NAMES: [&str; 5] = ["adjoint", "forward", "dense", "unrolled", "finite-diff"];
+/// Names of `--optimizer` (`ho_bilevel::OptimizerKind::from_name`).
+pub const OPTIMIZER_NAMES: [&str; 6] = ["gd", "armijo", "lbfgs", "adam", "grid", "random"];
+/// Names of the experiments.
+pub const EXPERIMENT_NAMES: [&str; 5] = ["fig1", "fig2", "fig3", "compare", "scaling"];
+
+/// Flags of `glasso-ho hypergrad`.
+#[derive(Debug, Clone, Args)]
+#[command(group(ArgGroup::new("penalty").required(true).args(["lambda", "penalty_matrix"])))]
+pub struct HypergradArgs {
+    /// Empirical covariance of the training samples S_train (p × p, symmetric).
+    #[arg(long, value_name = "S_train.csv")]
+    pub train: PathBuf,
+    /// Empirical covariance of the validation samples S_val (p × p, symmetric).
+    #[arg(long, value_name = "S_val.csv")]
+    pub val: PathBuf,
+    /// Scalar penalty λ ≥ 0 (Λ = λ (11ᵀ − I), or λ 11ᵀ with --penalize-diagonal).
+    #[arg(long, value_name = "L", value_parser = parse_nonnegative,
+          allow_negative_numbers = true)]
+    pub lambda: Option<f64>,
+    /// Penalty matrix Λ (p × p, symmetric, entries ≥ 0; its diagonal is used as given).
+    #[arg(long, value_name = "L.csv", conflicts_with = "penalize_diagonal")]
+    pub penalty_matrix: Option<PathBuf>,
+    /// Penalize the diagonal of Θ too (scalar penalty only).
+    #[arg(long)]
+    pub penalize_diagonal: bool,
+    /// Validation criterion: held-out negative log-likelihood or ‖Θ S_val − I‖_F.
+    #[arg(long, value_name = "NAME", default_value = "heldout",
+          value_parser = PossibleValuesParser::new(CRITERION_NAMES))]
+    pub criterion: String,
+    /// How to differentiate (adjoint: one CG solve, the default).
+    #[arg(long, value_name = "NAME", default_value = "adjoint",
+          value_parser = PossibleValuesParser::new(METHOD_NAMES))]
+    pub method: String,
+    /// Also write the p × p matrix ∂L/∂Λ_kl (each entry an independent parameter).
+    #[arg(long, value_name = "G.csv")]
+    pub out_grad: Option<PathBuf>,
+}
+
+/// Flags of `glasso-ho tune`.
+#[derive(Debug, Clone, Args)]
+#[command(group(ArgGroup::new("input").required(true).args(["data", "train"])))]
+pub struct TuneArgs {
+    /// Data X (n × p, rows are samples; CSV with an optional header row, or .npy), split by
+    /// --val-fraction (default) or --folds.
+    #[arg(long, value_name = "X.csv")]
+    pub data: Option<PathBuf>,
+    /// Hold-out split of --data: the last ⌊F n⌋ rows validate, F in (0, 1); default 0.5.
+    #[arg(long, value_name = "F", requires = "data", conflicts_with = "folds",
+          value_parser = parse_open_unit, allow_negative_numbers = true)]
+    pub val_fraction: Option<f64>,
+    /// K-fold cross-validation on --data (contiguous folds), K ≥ 2.
+    #[arg(long, value_name = "K", requires = "data", value_parser = parse_folds,
+          allow_negative_numbers = true)]
+    pub folds: Option<usize>,
+    /// Training covariance S_train (p × p, symmetric); needs --val.
+    #[arg(
+        long,
+        value_name = "S_train.csv",
+        requires = "val",
+        conflicts_with = "data"
+    )]
+    pub train: Option<PathBuf>,
+    /// Validation covariance S_val (p × p, symmetric); needs --train.
+    #[arg(long, value_name = "S_val.csv", requires = "train")]
+    pub val: Option<PathBuf>,
+    /// After the scalar λ, tune the full symmetric matrix Λ (one parameter per pair k < l).
+    #[arg(long)]
+    pub weighted: bool,
+    /// Outer optimizer (gd: the paper's fixed step 0.1 in log λ; grid and random search the
+    /// scalar only).
+    #[arg(long, value_name = "NAME", default_value = "lbfgs",
+          value_parser = PossibleValuesParser::new(OPTIMIZER_NAMES))]
+    pub optimizer: String,
+    /// Outer iterations of the scalar stage (points for grid/random), ≥ 1.
+    #[arg(long, value_name = "N", default_value_t = 50, value_parser = parse_count)]
+    pub max_iter: usize,
+    /// Outer iterations of the matrix stage (with --weighted), ≥ 1.
+    #[arg(long, value_name = "N", default_value_t = 30, value_parser = parse_count)]
+    pub matrix_max_iter: usize,
+    /// Seed of the random search.
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    pub seed: u64,
+    /// Validation criterion.
+    #[arg(long, value_name = "NAME", default_value = "heldout",
+          value_parser = PossibleValuesParser::new(CRITERION_NAMES))]
+    pub criterion: String,
+    /// Scalar pattern P = 11ᵀ (the diagonal penalized) instead of 11ᵀ − I.
+    #[arg(long)]
+    pub penalize_diagonal: bool,
+    /// Do not remove the mean of X (with --data only).
+    #[arg(long, requires = "data")]
+    pub assume_centered: bool,
+    /// Output folder: created, or an existing empty folder, or the folder of an earlier
+    /// `tune` (holding report.json), which is replaced. Written as a whole at the end.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: PathBuf,
+}
+
+/// Flags of `glasso-ho demo`.
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Output folder (created with its parents; replaced if it holds an earlier demo).
+    #[arg(long, value_name = "DIR", default_value = "out/demo")]
+    pub out_dir: PathBuf,
+    /// Dimension p of the synthetic data (the paper: 100), ≥ 2.
+    #[arg(long, value_name = "P", default_value_t = 100, value_parser = parse_count)]
+    pub p: usize,
+    /// Number of samples n (the paper: 2000), ≥ 8.
+    #[arg(long, value_name = "N", default_value_t = 2000, value_parser = parse_count)]
+    pub n: usize,
+    /// Seed of the data.
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// Flags of `glasso-ho experiment`.
+#[derive(Debug, Clone, Args)]
+pub struct ExperimentArgs {
+    /// Which experiment: fig1, fig2, fig3, compare or scaling.
+    #[arg(value_name = "NAME", value_parser = PossibleValuesParser::new(EXPERIMENT_NAMES))]
+    pub name: String,
+    /// Output folder (created if needed; the experiment's files in it are replaced, other
+    /// files are kept).
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: PathBuf,
+    /// Dimension p of the synthetic data (n = 20 p samples, half of them validate), ≥ 4.
+    #[arg(long, value_name = "P", default_value_t = 100, value_parser = parse_count)]
+    pub p: usize,
+    /// Smaller grids and budgets (and p ≤ 100 for scaling): a fast smoke run.
+    #[arg(long)]
+    pub quick: bool,
+    /// Largest p of the scaling experiment (default 1000, or 100 with --quick).
+    #[arg(long, value_name = "P", value_parser = parse_count)]
+    pub p_max: Option<usize>,
+    /// Seed of the data.
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    pub seed: u64,
 }
 
 /// Flags of `glasso-ho generate`.
@@ -134,6 +286,22 @@ fn parse_unit(s: &str) -> Result<f64, String> {
         Ok(v)
     } else {
         Err("must be in [0, 1]".to_string())
+    }
+}
+
+fn parse_open_unit(s: &str) -> Result<f64, String> {
+    let v = parse_f64(s)?;
+    if v > 0.0 && v < 1.0 {
+        Ok(v)
+    } else {
+        Err("must be in (0, 1)".to_string())
+    }
+}
+
+fn parse_folds(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(v) if v >= 2 => Ok(v),
+        _ => Err("must be an integer ≥ 2".to_string()),
     }
 }
 

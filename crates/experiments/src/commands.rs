@@ -136,7 +136,7 @@ pub fn check_output_path(path: &Path) -> Result<(), CliError> {
     Ok(())
 }
 
-fn check_range(
+pub(crate) fn check_range(
     name: &'static str,
     value: f64,
     ok: bool,
@@ -149,7 +149,7 @@ fn check_range(
     }
 }
 
-fn count_edges(a: ArrayView2<'_, f64>) -> usize {
+pub(crate) fn count_edges(a: ArrayView2<'_, f64>) -> usize {
     let p = a.nrows();
     (0..p)
         .map(|i| (0..i).filter(|&j| a[[i, j]] != 0.0).count())
@@ -273,7 +273,11 @@ fn load_penalty(args: &FitArgs, emp_cov: ArrayView2<'_, f64>) -> Result<Penalty,
 }
 
 /// Names the file an invalid-problem error comes from.
-fn with_file(e: GlassoError, cov_path: &Path, penalty_path: Option<&PathBuf>) -> CliError {
+pub(crate) fn with_file(
+    e: GlassoError,
+    cov_path: &Path,
+    penalty_path: Option<&PathBuf>,
+) -> CliError {
     let about_cov = match &e {
         GlassoError::NotSquare { .. } | GlassoError::Empty | GlassoError::Unbounded { .. } => true,
         GlassoError::NonFinite { what, .. } | GlassoError::NotSymmetric { what, .. } => {

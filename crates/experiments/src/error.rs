@@ -1,7 +1,10 @@
 //! The error type of the `glasso-ho` commands and its exit codes.
 
+use ho_bilevel::BilevelError;
 use ho_glasso::GlassoError;
+use ho_implicit::ImplicitError;
 use ho_linalg::LinalgError;
+use ho_outer::OuterError;
 use std::path::PathBuf;
 
 /// Exit code of a successful run.
@@ -73,6 +76,46 @@ pub enum CliError {
         /// Iterations done.
         n_iter: usize,
     },
+    /// A hypergradient failed (from `ho-implicit`).
+    #[error(transparent)]
+    Implicit(#[from] ImplicitError),
+    /// Tuning failed (from `ho-bilevel`).
+    #[error(transparent)]
+    Bilevel(#[from] BilevelError),
+    /// An output folder that cannot be used (not a folder, not empty, missing parent).
+    #[error("{}: {reason}", path.display())]
+    OutputDir {
+        /// The folder.
+        path: PathBuf,
+        /// What is wrong, in words.
+        reason: &'static str,
+    },
+    /// A file-system operation on an output folder failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path operated on.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// No TrueType font to render the text of the plots.
+    #[error(
+        "no font found for the plots (looked for {tried}): install fonts-dejavu-core \
+         (scripts/setup.sh) or set GLASSO_HO_FONT to a .ttf file"
+    )]
+    NoFont {
+        /// The paths tried.
+        tried: String,
+    },
+    /// A plot could not be drawn or written.
+    #[error("{}: cannot draw the plot: {reason}", path.display())]
+    Plot {
+        /// The image file.
+        path: PathBuf,
+        /// The drawing backend's message.
+        reason: String,
+    },
     /// The JSON result could not be written to stdout.
     #[error("cannot write to stdout: {source}")]
     Stdout {
@@ -93,6 +136,10 @@ impl CliError {
             | CliError::Usage { .. }
             | CliError::MissingOutputFolder { .. } => EXIT_USAGE,
             CliError::NotConverged { .. } | CliError::Stdout { .. } => EXIT_NUMERICAL,
+            CliError::Implicit(e) => implicit_exit_code(e),
+            CliError::Bilevel(e) => bilevel_exit_code(e),
+            CliError::OutputDir { .. } | CliError::NoFont { .. } => EXIT_USAGE,
+            CliError::Io { .. } | CliError::Plot { .. } => EXIT_NUMERICAL,
         }
     }
 }
@@ -133,6 +180,51 @@ fn glasso_exit_code(e: &GlassoError) -> i32 {
         | GlassoError::InvalidOption { .. }
         | GlassoError::WarmStartShape { .. }
         | GlassoError::UnknownSolver { .. } => EXIT_USAGE,
+    }
+}
+
+fn implicit_exit_code(e: &ImplicitError) -> i32 {
+    match e {
+        ImplicitError::Linalg(inner) => linalg_exit_code(inner),
+        ImplicitError::Glasso(inner) => glasso_exit_code(inner),
+        ImplicitError::DimensionMismatch { .. }
+        | ImplicitError::InvalidOption { .. }
+        | ImplicitError::TooLarge { .. } => EXIT_USAGE,
+        _ => EXIT_NUMERICAL,
+    }
+}
+
+fn outer_exit_code(e: &OuterError) -> i32 {
+    match e {
+        OuterError::InvalidOption { .. }
+        | OuterError::MissingOption { .. }
+        | OuterError::InvalidBounds { .. }
+        | OuterError::DimensionMismatch { .. } => EXIT_USAGE,
+        OuterError::Objective(inner) => {
+            if let Some(b) = inner.downcast_ref::<BilevelError>() {
+                bilevel_exit_code(b)
+            } else if let Some(i) = inner.downcast_ref::<ImplicitError>() {
+                implicit_exit_code(i)
+            } else if let Some(g) = inner.downcast_ref::<GlassoError>() {
+                glasso_exit_code(g)
+            } else {
+                EXIT_NUMERICAL
+            }
+        }
+        _ => EXIT_NUMERICAL,
+    }
+}
+
+fn bilevel_exit_code(e: &BilevelError) -> i32 {
+    match e {
+        BilevelError::TooFewSamples { .. }
+        | BilevelError::InvalidOption { .. }
+        | BilevelError::DimensionMismatch { .. }
+        | BilevelError::NothingToTune => EXIT_USAGE,
+        BilevelError::Linalg(inner) => linalg_exit_code(inner),
+        BilevelError::Glasso(inner) => glasso_exit_code(inner),
+        BilevelError::Implicit(inner) => implicit_exit_code(inner),
+        BilevelError::Outer(inner) => outer_exit_code(inner),
     }
 }
 

@@ -3,10 +3,21 @@
 pub mod cli;
 pub mod commands;
 pub mod error;
+pub mod experiment;
+pub mod hypergrad;
+pub mod outdir;
+pub mod plot;
+pub mod progress;
+pub mod tuning;
 
-pub use cli::{Cli, Command, FitArgs, GenerateArgs};
+pub use cli::{
+    Cli, Command, DemoArgs, ExperimentArgs, FitArgs, GenerateArgs, HypergradArgs, TuneArgs,
+};
 pub use commands::{check_output_path, fit, generate, FitReport, GenerateReport, MIN_SAMPLES};
 pub use error::{CliError, EXIT_NUMERICAL, EXIT_OK, EXIT_USAGE};
+pub use experiment::experiment;
+pub use hypergrad::{hypergrad, HypergradReport};
+pub use tuning::{demo, tune, DemoReport, TuneReport};
 
 use serde::Serialize;
 use std::io::Write;
@@ -31,6 +42,22 @@ pub fn run(cli: &Cli, stdout: &mut dyn Write, stderr: &mut dyn Write) -> Result<
             let report = fit(args, log)?;
             print_json(stdout, &report)?;
             report.check_converged()
+        }
+        Command::Hypergrad(args) => {
+            let report = hypergrad(args, log)?;
+            print_json(stdout, &report)
+        }
+        Command::Tune(args) => {
+            let report = tune(args, cli.quiet, log)?;
+            print_json(stdout, &report)
+        }
+        Command::Demo(args) => {
+            let report = demo(args, cli.quiet, log)?;
+            print_json(stdout, &report)
+        }
+        Command::Experiment(args) => {
+            let report = experiment(args, cli.quiet, log)?;
+            print_json(stdout, &report)
         }
     }
 }

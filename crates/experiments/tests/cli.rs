@@ -483,3 +483,439 @@ fn bad_inputs_exit_2_with_one_line_and_no_file() {
         assert!(err.contains(needle), "{name}: {err:?} lacks {needle:?}");
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// hypergrad, tune, experiment
+
+const HYPERGRAD_KEYS: [&str; 7] = [
+    "value",
+    "grad_lambda",
+    "grad_log_lambda",
+    "support_size",
+    "margin",
+    "dual_gap",
+    "seconds",
+];
+
+const TUNE_KEYS: [&str; 16] = [
+    "lambda",
+    "criterion",
+    "n_outer",
+    "n_inner_solves",
+    "seconds",
+    "optimizer",
+    "weighted",
+    "lambda_max",
+    "lambda_ratio",
+    "scalar_criterion",
+    "inner_seconds",
+    "hypergrad_seconds",
+    "termination",
+    "n_edges",
+    "min_margin",
+    "max_relative_gap",
+];
+
+/// One GLASSO case of the fixtures' manifest.
+fn manifest_case(id: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(fixtures().join("manifest.json")).unwrap();
+    let m: serde_json::Value = serde_json::from_str(&text).unwrap();
+    m["glasso_cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap_or_else(|| panic!("no case {id}"))
+        .clone()
+}
+
+fn rel_err(a: f64, b: f64) -> f64 {
+    (a - b).abs() / b.abs().max(1e-300)
+}
+
+fn f64_of(json: &serde_json::Value, key: &str) -> f64 {
+    json[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} is not a number in {json}"))
+}
+
+#[test]
+fn hypergrad_matches_reference_fixture() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let train = fixture("p10_n100_s2/S_train.csv");
+    let val = fixture("p10_n100_s2/S_val.csv");
+    for (ratio, method) in [("0.50", "adjoint"), ("0.10", "dense"), ("0.20", "forward")] {
+        let case = manifest_case(&format!("p10_n100_s2/scalar_offdiag_r{ratio}"));
+        let lambda = f64_of(&case, "lambda");
+        let out = glasso_ho(
+            dir,
+            &[
+                "hypergrad",
+                "--train",
+                &train,
+                "--val",
+                &val,
+                "--lambda",
+                &format!("{lambda:e}"),
+                "--method",
+                method,
+                "--out-grad",
+                "G.csv",
+            ],
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", stderr_text(&out));
+        let json = stdout_json(&out);
+        for key in HYPERGRAD_KEYS {
+            assert!(json.get(key).is_some(), "missing {key} in {json}");
+        }
+        assert_eq!(json["method"], method);
+        let tol = 1e-6;
+        assert!(rel_err(f64_of(&json, "value"), f64_of(&case, "criterion_value")) < tol);
+        let g = f64_of(&json, "grad_lambda");
+        assert!(
+            rel_err(g, f64_of(&case, "dL_dlambda")) < tol,
+            "r{ratio} {method}: {g} vs {}",
+            case["dL_dlambda"]
+        );
+        assert!(rel_err(f64_of(&json, "grad_log_lambda"), f64_of(&case, "dL_dalpha")) < tol);
+        assert_eq!(json["support_size"], case["support_size"]);
+        assert!(rel_err(f64_of(&json, "margin"), f64_of(&case, "min_margin")) < 1e-6);
+        assert!(f64_of(&json, "dual_gap").abs() < 1e-8);
+        let grad = read_matrix(dir.join("G.csv")).unwrap();
+        let want =
+            read_matrix(fixtures().join(format!("p10_n100_s2/grad_scalar_offdiag_r{ratio}.csv")))
+                .unwrap();
+        assert!(rel_diff(&grad, &want) < tol, "{}", rel_diff(&grad, &want));
+    }
+
+    // Reconstruction criterion.
+    let case = manifest_case("p10_n100_s2/scalar_offdiag_r0.50");
+    let out = glasso_ho(
+        dir,
+        &[
+            "hypergrad",
+            "--train",
+            &train,
+            "--val",
+            &val,
+            "--lambda",
+            &format!("{:e}", f64_of(&case, "lambda")),
+            "--criterion",
+            "reconstruction",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_text(&out));
+    let json = stdout_json(&out);
+    let rec = &case["reconstruction"];
+    assert!(rel_err(f64_of(&json, "value"), f64_of(rec, "value")) < 1e-6);
+    assert!(rel_err(f64_of(&json, "grad_lambda"), f64_of(rec, "dL_dlambda")) < 1e-6);
+
+    // A penalty matrix: no scalar derivative, the matrix in --out-grad.
+    let case = manifest_case("p10_n100_s2/weighted_zerodiag");
+    let out = glasso_ho(
+        dir,
+        &[
+            "hypergrad",
+            "--train",
+            &train,
+            "--val",
+            &val,
+            "--penalty-matrix",
+            &fixture("p10_n100_s2/penalty_weighted_zerodiag.csv"),
+            "--out-grad",
+            "G.npy",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_text(&out));
+    let json = stdout_json(&out);
+    assert!(json["grad_lambda"].is_null() && json["grad_log_lambda"].is_null());
+    assert!(rel_err(f64_of(&json, "value"), f64_of(&case, "criterion_value")) < 1e-6);
+    let grad = read_matrix(dir.join("G.npy")).unwrap();
+    let want = read_matrix(fixtures().join("p10_n100_s2/grad_weighted_zerodiag.csv")).unwrap();
+    assert!(rel_diff(&grad, &want) < 1e-6, "{}", rel_diff(&grad, &want));
+}
+
+/// Writes the paper's data (p, n) as X.csv and its 50/50 covariances as S_train/S_val.
+fn small_problem(dir: &Path, p: usize, n: usize, seed: u64) {
+    let data = ho_linalg::testing::paper_data(p, n, 0.9, seed);
+    write_matrix(dir.join("X.csv"), data.x.view()).unwrap();
+    let half = n / 2;
+    let s_train =
+        ho_linalg::empirical_covariance(data.x.slice(ndarray::s![..half, ..]), false).unwrap();
+    let s_val =
+        ho_linalg::empirical_covariance(data.x.slice(ndarray::s![half.., ..]), false).unwrap();
+    write_matrix(dir.join("S_train.csv"), s_train.view()).unwrap();
+    write_matrix(dir.join("S_val.csv"), s_val.view()).unwrap();
+}
+
+/// Non-empty PNG (by signature).
+fn assert_png(path: &Path) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(bytes.len() > 1000, "{} is too small", path.display());
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{}", path.display());
+}
+
+fn assert_tune_output(dir: &Path, json: &serde_json::Value, p: usize) {
+    for key in TUNE_KEYS {
+        assert!(json.get(key).is_some(), "missing {key} in {json}");
+    }
+    let lambda = f64_of(json, "lambda");
+    let lmax = f64_of(json, "lambda_max");
+    assert!(
+        lambda > 0.0 && lambda <= lmax * (1.0 + 1e-12),
+        "λ = {lambda}, λ_max {lmax}"
+    );
+    assert!(lambda >= lmax * (-12.0f64).exp() * (1.0 - 1e-9));
+    assert!(json["n_inner_solves"].as_u64().unwrap() >= 1);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(&report, json, "report.json differs from stdout");
+    let theta = read_matrix(dir.join("precision.csv")).unwrap();
+    assert_eq!(theta.dim(), (p, p));
+    assert_symmetric_spd(&theta);
+    let lam = read_matrix(dir.join("penalty.csv")).unwrap();
+    assert_eq!(lam.dim(), (p, p));
+    let trace = std::fs::read_to_string(dir.join("trace.csv")).unwrap();
+    let mut lines = trace.lines();
+    assert_eq!(
+        lines.next(),
+        Some("stage,iteration,seconds,value,lambda_or_norm,grad_norm")
+    );
+    assert!(lines.count() >= 2, "{trace}");
+    for png in ["criterion.png", "penalty.png", "precision.png"] {
+        assert_png(&dir.join(png));
+    }
+}
+
+#[test]
+fn tune_train_val_and_kfold_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    small_problem(dir, 8, 160, 4);
+    let out = glasso_ho(
+        dir,
+        &[
+            "tune",
+            "--train",
+            "S_train.csv",
+            "--val",
+            "S_val.csv",
+            "--out-dir",
+            "run1",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_text(&out));
+    let json = stdout_json(&out);
+    assert_tune_output(&dir.join("run1"), &json, 8);
+    assert_eq!(json["optimizer"], "lbfgs");
+    assert_eq!(json["weighted"], false);
+    assert_eq!(json["validation"], "given");
+    // stderr is not a terminal here: a few log lines, no progress bar.
+    let err = stderr_text(&out);
+    assert!(err.lines().count() <= 6, "{err}");
+    assert!(!err.contains('\r'));
+
+    // The same folder again replaces the earlier run; --quiet silences stderr.
+    let out = glasso_ho(
+        dir,
+        &[
+            "-q",
+            "tune",
+            "--data",
+            "X.csv",
+            "--folds",
+            "3",
+            "--optimizer",
+            "armijo",
+            "--max-iter",
+            "15",
+            "--out-dir",
+            "run1",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_text(&out));
+    assert!(out.stderr.is_empty());
+    let json = stdout_json(&out);
+    assert_tune_output(&dir.join("run1"), &json, 8);
+    assert_eq!(json["validation"], "3-fold");
+    assert_eq!(json["optimizer"], "armijo");
+    // No staging folder left behind.
+    assert_eq!(
+        listing(dir),
+        ["S_train.csv", "S_val.csv", "X.csv", "run1"].map(String::from)
+    );
+}
+
+#[test]
+fn tune_weighted_small() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    small_problem(dir, 8, 160, 5);
+    std::fs::create_dir(dir.join("empty")).unwrap();
+    let out = glasso_ho(
+        dir,
+        &[
+            "-q",
+            "tune",
+            "--train",
+            "S_train.csv",
+            "--val",
+            "S_val.csv",
+            "--weighted",
+            "--max-iter",
+            "20",
+            "--out-dir",
+            "empty",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_text(&out));
+    let json = stdout_json(&out);
+    assert_tune_output(&dir.join("empty"), &json, 8);
+    assert_eq!(json["weighted"], true);
+    assert!(json["matrix_termination"].is_string());
+    // The matrix stage starts at λ* and does not end worse.
+    assert!(f64_of(&json, "criterion") <= f64_of(&json, "scalar_criterion") + 1e-9);
+    let trace = std::fs::read_to_string(dir.join("empty/trace.csv")).unwrap();
+    assert!(trace.lines().any(|l| l.starts_with("matrix,")));
+    let lam = read_matrix(dir.join("empty/penalty.csv")).unwrap();
+    for i in 0..8 {
+        assert!(lam[[i, i]].abs() < 1e-300, "unpenalized diagonal");
+        for j in 0..i {
+            assert!((lam[[i, j]] - lam[[j, i]]).abs() <= 1e-12 * lam[[i, j]].abs());
+        }
+    }
+}
+
+#[test]
+fn tune_bad_inputs_exit_2_and_create_no_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    small_problem(dir, 5, 40, 6);
+    std::fs::write(dir.join("asym.csv"), "1,0.5\n0.2,1\n").unwrap();
+    std::fs::write(dir.join("sym2.csv"), "1,0.5\n0.5,1\n").unwrap();
+    std::fs::create_dir(dir.join("full")).unwrap();
+    std::fs::write(dir.join("full/keep.txt"), "x").unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--data", "nope.csv"], "nope.csv"),
+        (vec!["--data", "X.csv", "--folds", "1"], "--folds"),
+        (
+            vec!["--data", "X.csv", "--val-fraction", "1.5"],
+            "--val-fraction",
+        ),
+        (
+            vec!["--data", "X.csv", "--optimizer", "newton"],
+            "possible values",
+        ),
+        (
+            vec![
+                "--data",
+                "X.csv",
+                "--train",
+                "S_train.csv",
+                "--val",
+                "S_val.csv",
+            ],
+            "cannot be used with",
+        ),
+        (
+            vec!["--train", "asym.csv", "--val", "S_val.csv"],
+            "not symmetric",
+        ),
+        (
+            vec!["--train", "S_train.csv", "--val", "sym2.csv"],
+            "dimension",
+        ),
+        (vec!["--train", "S_train.csv"], "--val"),
+        (vec!["--data", "X.csv", "--max-iter", "0"], "--max-iter"),
+    ];
+    for (flags, needle) in cases {
+        let mut args = vec!["tune"];
+        args.extend(flags.iter().copied());
+        args.extend(["--out-dir", "out"]);
+        let err = assert_usage_error(dir, &args);
+        assert!(err.contains(needle), "{flags:?}: {err:?} lacks {needle:?}");
+        assert!(!dir.join("out").exists());
+    }
+    // A non-empty folder that is not an earlier run is refused.
+    let err = assert_usage_error(dir, &["tune", "--data", "X.csv", "--out-dir", "full"]);
+    assert!(err.contains("not empty"), "{err}");
+    assert_eq!(listing(&dir.join("full")), ["keep.txt"]);
+    // hypergrad: bad method, negative λ, missing file.
+    let t = "S_train.csv";
+    for (args, needle) in [
+        (
+            vec![
+                "hypergrad",
+                "--train",
+                t,
+                "--val",
+                t,
+                "--lambda",
+                "0.1",
+                "--method",
+                "magic",
+            ],
+            "possible values",
+        ),
+        (
+            vec!["hypergrad", "--train", t, "--val", t, "--lambda", "-1"],
+            "≥ 0",
+        ),
+        (
+            vec![
+                "hypergrad",
+                "--train",
+                "no.csv",
+                "--val",
+                t,
+                "--lambda",
+                "0.1",
+            ],
+            "no.csv",
+        ),
+        (
+            vec!["experiment", "fig9", "--out-dir", "figs"],
+            "possible values",
+        ),
+    ] {
+        let err = assert_usage_error(dir, &args);
+        assert!(err.contains(needle), "{args:?}: {err:?} lacks {needle:?}");
+    }
+}
+
+#[test]
+fn experiment_fig1_quick() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let out = glasso_ho(
+        dir,
+        &[
+            "-q",
+            "experiment",
+            "fig1",
+            "--p",
+            "6",
+            "--quick",
+            "--out-dir",
+            "figs",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_text(&out));
+    let json = stdout_json(&out);
+    assert_eq!(json["experiment"], "fig1");
+    assert_png(&dir.join("figs/fig1.png"));
+    let text = std::fs::read_to_string(dir.join("figs/fig1.csv")).unwrap();
+    assert_eq!(
+        text.lines().next(),
+        Some("lambda,lambda_ratio,heldout,oracle_error,n_edges")
+    );
+    assert_eq!(text.lines().count(), 21);
+    let it = std::fs::read_to_string(dir.join("figs/fig1_iterates.csv")).unwrap();
+    assert!(it.lines().any(|l| l.starts_with("gd,scalar,")));
+    assert!(it.lines().any(|l| l.starts_with("lbfgs,scalar,")));
+    assert_eq!(
+        listing(&dir.join("figs")),
+        ["fig1.csv", "fig1.png", "fig1_iterates.csv"].map(String::from)
+    );
+}
