@@ -36,7 +36,7 @@ pub enum Command {
     Tune(TuneArgs),
     /// The paper's synthetic setup end to end (p = 100, n = 2000): scalar then matrix tuning.
     Demo(DemoArgs),
-    /// Reproduce a figure or table of the paper (fig1, fig2, fig3, compare, scaling).
+    /// Reproduce a figure or table of the paper (fig1, fig2, fig3, compare, scaling), or time the inner solvers (solvers).
     Experiment(ExperimentArgs),
 }
 
@@ -47,7 +47,7 @@ pub const METHOD_NAMES: [&str; 5] = ["adjoint", "forward", "dense", "unrolled", 
 /// Names of `--optimizer` (`ho_bilevel::OptimizerKind::from_name`).
 pub const OPTIMIZER_NAMES: [&str; 6] = ["gd", "armijo", "lbfgs", "adam", "grid", "random"];
 /// Names of the experiments.
-pub const EXPERIMENT_NAMES: [&str; 5] = ["fig1", "fig2", "fig3", "compare", "scaling"];
+pub const EXPERIMENT_NAMES: [&str; 6] = ["fig1", "fig2", "fig3", "compare", "scaling", "solvers"];
 
 /// Flags of `glasso-ho hypergrad`.
 #[derive(Debug, Clone, Args)]
@@ -162,7 +162,7 @@ pub struct DemoArgs {
 /// Flags of `glasso-ho experiment`.
 #[derive(Debug, Clone, Args)]
 pub struct ExperimentArgs {
-    /// Which experiment: fig1, fig2, fig3, compare or scaling.
+    /// Which experiment: fig1, fig2, fig3, compare, scaling or solvers.
     #[arg(value_name = "NAME", value_parser = PossibleValuesParser::new(EXPERIMENT_NAMES))]
     pub name: String,
     /// Output folder (created if needed; the experiment's files in it are replaced, other

@@ -714,6 +714,88 @@ fn scaling(
     }))
 }
 
+/// Inner-solve time of the default solver vs p, one curve per regime λ/λ_max ∈ {0.5, 0.1,
+/// 0.05, 0.01} (relative gap 1e-8, the data of the paper's recipe with S from all n = 20p
+/// rows, median of 3 runs; p up to `--p-max`, default 500).
+fn solvers(
+    args: &ExperimentArgs,
+    dir: &Path,
+    progress: &mut Progress<'_>,
+) -> Result<Value, CliError> {
+    let all: &[usize] = if args.quick {
+        &[20, 50]
+    } else {
+        &[50, 100, 200, 500, 1000]
+    };
+    let p_max = args.p_max.unwrap_or(if args.quick { 50 } else { 500 });
+    let ps: Vec<usize> = all.iter().copied().filter(|&p| p <= p_max).collect();
+    let ratios = [0.5, 0.1, 0.05, 0.01];
+    let solver = Auto::default();
+    let mut rows = Vec::new();
+    let mut curves: Vec<Vec<(f64, f64)>> = vec![Vec::new(); ratios.len()];
+    for &p in &ps {
+        let data = paper_data(p, 20 * p, 0.9, args.seed);
+        let s = ho_linalg::empirical_covariance(data.x.view(), false)?;
+        let lmax = lambda_max(s.view());
+        for (k, &r) in ratios.iter().enumerate() {
+            progress.line(&format!("solvers: p = {p}, λ = {r}·λ_max"));
+            let problem =
+                ho_glasso::GlassoProblem::new(s.view(), ho_glasso::Penalty::scalar(r * lmax));
+            let mut times = Vec::new();
+            let mut last = None;
+            for _ in 0..3 {
+                let t = Instant::now();
+                let fit = ho_glasso::GlassoSolver::solve(&solver, &problem, None)?;
+                times.push(t.elapsed().as_secs_f64());
+                last = Some(fit);
+            }
+            times.sort_by(f64::total_cmp);
+            let fit = last.expect("three runs");
+            curves[k].push((p as f64, times[1]));
+            rows.push(vec![
+                p.to_string(),
+                r.to_string(),
+                format!("{:e}", times[1]),
+                fit.n_iter.to_string(),
+                fit.n_edges().to_string(),
+                fit.n_blocks.to_string(),
+                format!("{:e}", fit.relative_gap()),
+            ]);
+        }
+    }
+    write_text(
+        &dir.join("solvers.csv"),
+        &csv(
+            &rows,
+            "p,lambda_ratio,median_seconds,n_iter,n_edges,n_blocks,relative_gap",
+        ),
+    )?;
+    plot::line_chart(
+        &dir.join("solvers.png"),
+        (900, 600),
+        (1, 1),
+        &[Panel {
+            title: "Inner GLASSO solve (auto solver, relative gap 1e-8, n = 20 p)".to_string(),
+            x_label: "p (log scale)".to_string(),
+            y_label: "median seconds (log scale)".to_string(),
+            log_x: true,
+            log_y: true,
+            series: ratios
+                .iter()
+                .zip(curves.iter())
+                .enumerate()
+                .map(|(k, (r, pts))| {
+                    Series::new(format!("λ = {r}·λ_max"), pts.clone(), Mark::LinePoints, k)
+                })
+                .collect(),
+        }],
+    )?;
+    Ok(json!({
+        "p": ps,
+        "files": ["solvers.png", "solvers.csv"],
+    }))
+}
+
 /// `glasso-ho experiment NAME --out-dir DIR`: runs one experiment and writes its files into
 /// DIR (all at the end, nothing on failure); returns a JSON summary.
 ///
@@ -739,6 +821,7 @@ pub fn experiment(
     let dir = staging.dir().to_path_buf();
     let result = match args.name.as_str() {
         "scaling" => scaling(args, &dir, &mut progress)?,
+        "solvers" => solvers(args, &dir, &mut progress)?,
         name => {
             let s = setup(args.p, args.seed)?;
             progress.line(&format!(

@@ -919,3 +919,29 @@ fn experiment_fig1_quick() {
         ["fig1.csv", "fig1.png", "fig1_iterates.csv"].map(String::from)
     );
 }
+
+#[test]
+fn experiment_solvers_quick() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let out = glasso_ho(
+        dir,
+        &[
+            "-q",
+            "experiment",
+            "solvers",
+            "--quick",
+            "--out-dir",
+            "figs",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_text(&out));
+    assert_png(&dir.join("figs/solvers.png"));
+    let text = std::fs::read_to_string(dir.join("figs/solvers.csv")).unwrap();
+    // 2 sizes × 4 regimes, each certified to the default relative gap
+    assert_eq!(text.lines().count(), 1 + 8);
+    for line in text.lines().skip(1) {
+        let gap: f64 = line.rsplit(',').next().unwrap().parse().unwrap();
+        assert!(gap <= 1e-8, "{line}");
+    }
+}
