@@ -1,5 +1,6 @@
 //! Box constraints `lower ≤ x ≤ upper`, handled by projection.
 
+use crate::vecops::Dot;
 use ndarray::{Array1, ArrayView1, ArrayViewMut1, Zip};
 
 use crate::OuterError;
@@ -181,7 +182,7 @@ pub(crate) fn grad_norm(
 ) -> f64 {
     match bounds {
         Some(b) => b.projected_grad_norm(x, grad),
-        None => grad.dot(&grad).sqrt(),
+        None => grad.vdot(&grad).sqrt(),
     }
 }
 

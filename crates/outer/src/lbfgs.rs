@@ -1,5 +1,6 @@
 //! Limited-memory BFGS with a Wolfe line search.
 
+use crate::vecops::Dot;
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::time::Duration;
@@ -238,8 +239,8 @@ impl Memory {
             .and(&new.grad)
             .and(&old.grad)
             .for_each(|y, &a, &b| *y = a - b);
-        let sy = pair.s.dot(&pair.y);
-        let threshold = f64::EPSILON * pair.s.dot(&pair.s).sqrt() * pair.y.dot(&pair.y).sqrt();
+        let sy = pair.s.vdot(&pair.y);
+        let threshold = f64::EPSILON * pair.s.vdot(&pair.s).sqrt() * pair.y.vdot(&pair.y).sqrt();
         if sy > threshold && sy.is_finite() {
             pair.rho = 1.0 / sy;
             self.pairs.push_back(pair);
@@ -253,14 +254,14 @@ impl Memory {
     fn direction(&mut self, grad: &Array1<f64>, dir: &mut Array1<f64>) {
         dir.assign(grad);
         for (pair, alpha) in self.pairs.iter().zip(&mut self.alphas).rev() {
-            *alpha = pair.rho * pair.s.dot(dir);
+            *alpha = pair.rho * pair.s.vdot(dir);
             dir.scaled_add(-*alpha, &pair.y);
         }
         let newest = self.pairs.back().expect("memory is not empty");
-        let gamma = 1.0 / (newest.rho * newest.y.dot(&newest.y));
+        let gamma = 1.0 / (newest.rho * newest.y.vdot(&newest.y));
         *dir *= gamma;
         for (pair, &alpha) in self.pairs.iter().zip(&self.alphas) {
-            let beta = pair.rho * pair.y.dot(dir);
+            let beta = pair.rho * pair.y.vdot(dir);
             dir.scaled_add(alpha - beta, &pair.s);
         }
         dir.mapv_inplace(|d| -d);
@@ -269,7 +270,7 @@ impl Memory {
 
 /// `dir ← −∇f / max(1, ‖∇f‖)`, restricted to the box.
 fn steepest(run: &Driver<'_>, it: &Iterate, dir: &mut Array1<f64>) {
-    let scale = 1.0 / it.grad.dot(&it.grad).sqrt().max(1.0);
+    let scale = 1.0 / it.grad.vdot(&it.grad).sqrt().max(1.0);
     Zip::from(&mut *dir)
         .and(&it.grad)
         .for_each(|d, &g| *d = -scale * g);
@@ -294,7 +295,7 @@ fn iterate(
             if let Some(b) = run.bounds() {
                 b.restrict_direction_inplace(it.x.view(), dir.view_mut());
             }
-            let slope = it.grad.dot(&dir);
+            let slope = it.grad.vdot(&dir);
             if slope.is_nan() || slope >= 0.0 {
                 memory.clear();
                 steepest(run, &it, &mut dir);

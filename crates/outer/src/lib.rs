@@ -10,6 +10,7 @@ mod line_search;
 mod minimum;
 mod objective;
 mod observer;
+mod vecops;
 mod zero_order;
 
 pub use adam::{Adam, AdamOptions};

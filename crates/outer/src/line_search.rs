@@ -1,6 +1,7 @@
 //! Step-length selection: [`LineSearch`], the trivial [`FixedStep`], and [`Backtracking`] with
 //! a pluggable [`AcceptanceRule`] ([`Armijo`], [`Wolfe`], [`StrongWolfe`]).
 
+use crate::vecops::Dot;
 use ndarray::{Array1, ArrayView1};
 
 use crate::driver::axpy_into;
@@ -482,7 +483,7 @@ impl<R: AcceptanceRule> LineSearch for Backtracking<R> {
         dir: ArrayView1<'_, f64>,
     ) -> Result<Step, OuterError> {
         debug_assert!(self.validate().is_ok(), "invalid line-search options");
-        let slope0 = grad.dot(&dir);
+        let slope0 = grad.vdot(&dir);
         if slope0.is_nan() || slope0 >= 0.0 {
             return Err(OuterError::NotDescentDirection { slope: slope0 });
         }
@@ -505,7 +506,7 @@ impl<R: AcceptanceRule> LineSearch for Backtracking<R> {
                 slope0,
                 alpha,
                 value,
-                slope: trial_grad.as_ref().map(|g| g.dot(&dir)),
+                slope: trial_grad.as_ref().map(|g| g.vdot(&dir)),
             };
             match self.rule.verdict(&trial) {
                 Verdict::Accept => {

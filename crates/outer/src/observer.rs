@@ -1,5 +1,6 @@
 //! Observers: called after every iteration, they record a trace and may stop the run.
 
+use crate::vecops::Dot;
 use std::io::{self, Write};
 use std::ops::ControlFlow;
 
@@ -117,7 +118,7 @@ impl TraceRow {
             x_min,
             x_max,
             x_mean: x.sum() / n,
-            x_norm: x.dot(&x).sqrt(),
+            x_norm: x.vdot(&x).sqrt(),
         }
     }
 }

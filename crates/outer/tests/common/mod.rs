@@ -1,6 +1,10 @@
 //! Test objectives and helpers shared by the integration tests.
 #![allow(dead_code)]
 
+// ndarray is built with its `blas` feature in this workspace (ho-linalg enables it);
+// linking ho-linalg brings the OpenBLAS symbols that `dot` needs.
+extern crate ho_linalg as _;
+
 use std::time::Duration;
 
 use ho_outer::{Counting, Minimizer, Minimum, Objective, Observer, OuterError};
