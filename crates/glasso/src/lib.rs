@@ -11,6 +11,8 @@ pub mod obn_cg;
 pub mod path;
 pub mod problem;
 pub mod screening;
+#[cfg(test)]
+mod test_support;
 
 pub use auto::Auto;
 pub use bcd::Bcd;
