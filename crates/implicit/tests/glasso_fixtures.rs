@@ -85,6 +85,7 @@ fn check_case(case: &Case, h: &ho_implicit::Hypergradient, tol: f64, what: &str)
 #[test]
 fn adjoint_from_the_stored_theta_matches_every_case_to_1e9() {
     let mut n = 0;
+    let mut worst = (0.0_f64, 0.0_f64);
     for case in cases() {
         let s = case.s_train();
         let problem = GlassoProblem::new(s.view(), case.penalty.clone());
@@ -92,11 +93,21 @@ fn adjoint_from_the_stored_theta_matches_every_case_to_1e9() {
         let crit = HeldOutNll::new(case.s_val());
         let h = hypergradient(&fit, &problem, &crit, &options(Method::Adjoint)).unwrap();
         check_case(&case, &h, 1e-9, "adjoint");
+        if let Some(d) = h.grad_lambda {
+            worst.0 = worst.0.max(rel(d, case.f64("dL_dlambda")));
+        }
+        if let (Some(want), Some(got)) = (case.grad(), h.grad_matrix.as_ref()) {
+            worst.1 = worst.1.max(max_abs_diff(got, &want) / max_abs(&want));
+        }
         assert!(h.grad_matrix.is_some());
         assert!(h.dual_gap.abs() <= 1e-12 * fit.objective.abs().max(1.0));
         n += 1;
     }
     assert_eq!(n, 54);
+    println!(
+        "from the stored Θ̂, worst relative error: dL/dλ {:.1e}, matrix {:.1e}",
+        worst.0, worst.1
+    );
 }
 
 #[test]
@@ -160,6 +171,7 @@ fn reconstruction_criterion_matches_every_scalar_case() {
 #[test]
 fn end_to_end_from_our_own_solve_matches_every_case_to_1e6() {
     let solver = tight_solver();
+    let mut worst = (0.0_f64, 0.0_f64);
     for case in cases() {
         let s = case.s_train();
         let problem = GlassoProblem::new(s.view(), case.penalty.clone());
@@ -176,7 +188,17 @@ fn end_to_end_from_our_own_solve_matches_every_case_to_1e6() {
         let crit = HeldOutNll::new(case.s_val());
         let h = hypergradient(&fit, &problem, &crit, &HypergradOptions::default()).unwrap();
         check_case(&case, &h, 1e-6, "end-to-end");
+        if let Some(d) = h.grad_lambda {
+            worst.0 = worst.0.max(rel(d, case.f64("dL_dlambda")));
+        }
+        if let (Some(want), Some(got)) = (case.grad(), h.grad_matrix.as_ref()) {
+            worst.1 = worst.1.max(max_abs_diff(got, &want) / max_abs(&want));
+        }
     }
+    println!(
+        "end to end, worst relative error: dL/dλ {:.1e}, matrix {:.1e}",
+        worst.0, worst.1
+    );
 }
 
 #[test]

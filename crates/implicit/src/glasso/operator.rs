@@ -119,8 +119,13 @@ impl<'a> RestrictedKronecker<'a> {
         } else {
             (0, 0)
         };
-        // The transposition costs p² moves: worth it when the gather phase is much larger.
-        let transposed_gather = kernel == Kernel::Sparse && gather > 4 * p * p;
+        // The transposition costs p² moves: worth it when the gather phase over the dense rows
+        // of A (where it turns into contiguous dot products) is much larger.
+        let dense_gather: usize = (0..p)
+            .filter(|&i| nnz(i) == p)
+            .map(|i| p * active.row_cols(i).len())
+            .sum();
+        let transposed_gather = kernel == Kernel::Sparse && dense_gather > 4 * p * p;
         let tt_shape = if transposed_gather { (p, p) } else { (0, 0) };
         Self {
             a,
