@@ -317,7 +317,7 @@ fn documented_errors() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(12))]
+    #![proptest_config(ProptestConfig::with_cases(24))]
 
     /// Adjoint vs central finite differences in log λ (two NewtonCd solves), when the
     /// support is the same at both ends.
