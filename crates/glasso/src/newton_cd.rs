@@ -101,50 +101,37 @@ pub(crate) fn armijo_step(
     delta: f64,
     s: ArrayView2<'_, f64>,
     lam: ArrayView2<'_, f64>,
-    buf: &mut Option<Array2<f64>>,
 ) -> Result<Option<(Iterate, f64)>, GlassoError> {
     let p = it.theta.nrows();
     let mut alpha = 1.0;
     for _ in 0..MAX_HALVINGS {
-        let mut cand = buf.take().unwrap_or_else(|| Array2::zeros((p, p)));
+        let mut cand = Array2::zeros((p, p));
         Zip::from(&mut cand)
             .and(&it.theta)
             .and(d)
             .for_each(|c, &t, &dd| *c = t + alpha * dd);
-        // Cholesky reads the upper triangle only; keep a copy of Θ_new for the iterate.
-        let theta_new = cand.clone();
-        match Cholesky::factor_inplace(cand) {
-            Ok(chol) => {
-                let logdet = chol.logdet();
-                let f_new = -logdet
-                    + frobenius_inner(s, theta_new.view())
-                    + penalty_value(theta_new.view(), lam);
-                // The rounding allowance lets full Newton steps through near the optimum, where
-                // the decrease (≈ KKT²) is below the resolution of Φ.
-                let allowance =
-                    16.0 * f64::EPSILON * (f.abs() + frobenius_inner(s, theta_new.view()).abs());
-                if f_new.is_finite() && f_new <= f + SIGMA * alpha * delta + allowance {
-                    let w = chol.into_inverse()?;
-                    return Ok(Some((
-                        Iterate {
-                            theta: theta_new,
-                            w,
-                            logdet,
-                        },
-                        f_new,
-                    )));
-                }
-                *buf = Some(chol_buffer_reuse(p));
+        if let Ok(chol) = Cholesky::factor(cand.view()) {
+            let logdet = chol.logdet();
+            let lin = frobenius_inner(s, cand.view());
+            let f_new = -logdet + lin + penalty_value(cand.view(), lam);
+            // The rounding allowance lets full Newton steps through near the optimum, where
+            // the decrease (≈ KKT²) is below the resolution of Φ.
+            let allowance = 16.0 * f64::EPSILON * (f.abs() + lin.abs());
+            if f_new.is_finite() && f_new <= f + SIGMA * alpha * delta + allowance {
+                let w = chol.into_inverse()?;
+                return Ok(Some((
+                    Iterate {
+                        theta: cand,
+                        w,
+                        logdet,
+                    },
+                    f_new,
+                )));
             }
-            Err(_) => *buf = Some(Array2::zeros((p, p))),
         }
         alpha *= 0.5;
     }
     Ok(None)
-}
-
-fn chol_buffer_reuse(p: usize) -> Array2<f64> {
-    Array2::zeros((p, p))
 }
 
 impl NewtonCd {
@@ -235,7 +222,6 @@ impl BlockSolver for NewtonCd {
         let s_max = s.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
         let mut d = Array2::zeros((p, p));
         let mut u = Array2::zeros((p, p));
-        let mut buf = None;
         let mut free: Vec<(usize, usize)> = Vec::with_capacity(p * 4);
         let mut n_iter = 0;
         loop {
@@ -288,7 +274,7 @@ impl BlockSolver for NewtonCd {
                 );
                 return Ok(cert.outcome(it.theta, it.w, s, lam, n_iter));
             }
-            match armijo_step(&it, d.view(), f, delta, s, lam, &mut buf)? {
+            match armijo_step(&it, d.view(), f, delta, s, lam)? {
                 Some((next, _)) => it = next,
                 None => {
                     return Err(GlassoError::NumericalFailure {
