@@ -4,13 +4,13 @@
 //! For each block (connected component of `|S_kl| > Λ_kl`), count the candidate edges
 //! `c = #{k ≠ l: |S_kl| > Λ_kl}` (an upper bound of the free set at the start). Sparse blocks
 //! (`c ≤ sparse_ratio · p_b`) go to [`NewtonCd`], whose coordinate sweeps cost O(|F| p).
-//! Denser blocks are solved in two phases: [`Bcd`] (block coordinate descent, cheap sweeps,
-//! linear convergence) to a relative gap of 1e-6 (or `tol` if looser), then [`ObnCg`]
-//! (orthant Newton–CG, quadratic convergence once the support is found) from that point to
-//! `tol` and `kkt_tol`. Measured on the paper's data at λ ≤ 0.1·λ_max (p = 100–500), Bcd
-//! alone is 2–3× faster than ObnCg alone at a gap of 1e-8, while Newton needs only a few steps
-//! from a point that already has the right support, which makes tight tolerances (those of
-//! the hypergradients) cheap.
+//! Denser blocks go to [`Bcd`] (block coordinate descent: cheap sweeps, linear convergence at
+//! a rate of ≈ 4 in the gap per sweep on the paper's data), to `tol` and `kkt_tol`; if its
+//! sweep budget (`max_iter`) runs out first, [`ObnCg`] (orthant Newton–CG, quadratic
+//! convergence once the support is found) finishes from its last point. Measured side by side
+//! at p = 200 and 500, λ = 0.1, 0.05 and 0.02·λ_max, Bcd alone was 1.0–1.9× faster than a
+//! Bcd-to-1e-6-then-ObnCg polish both at the default tolerance and at the hypergradients'
+//! (gap 1e-10, KKT 1e-9), and 2–3× faster than ObnCg alone.
 //!
 //! Dense blocks (candidate fraction `c / (p_b(p_b − 1)/2) ≥ dual_fraction`, i.e. λ ≲ 0.02·λ_max
 //! on the paper's data) go to [`DualPn`] (projected Newton on the dual) when `p_b ≤ 300` or the
@@ -36,10 +36,7 @@ use crate::{
 };
 use ndarray::ArrayView2;
 
-/// Relative gap to which the block coordinate descent runs before the Newton polish.
-const LOOSE_TOL: f64 = 1e-6;
-
-/// The default solver: NewtonCd on sparse blocks, Bcd then ObnCg on dense ones.
+/// The default solver: NewtonCd on sparse blocks, DualPn or Bcd (ObnCg as a fallback) on dense ones.
 ///
 /// | Name | Default | Meaning | Range |
 /// |---|---|---|---|
@@ -138,14 +135,10 @@ impl BlockSolver for Auto {
             }
             .solve_block(emp_cov, lam, start)
         } else {
-            // Block coordinate descent gets close fast (linear convergence, cheap sweeps)...
-            let loose = GlassoOptions {
-                tol: self.options.tol.max(LOOSE_TOL),
-                kkt_tol: f64::INFINITY,
-                ..self.options
-            };
+            // Block coordinate descent converges linearly at a fast rate on these blocks
+            // (a factor ≈ 4 of the gap per sweep on the paper's data, cheap sweeps)...
             let first = Bcd {
-                options: loose,
+                options: self.options,
                 ..Default::default()
             }
             .solve_block(emp_cov, lam, start)?;
@@ -156,7 +149,8 @@ impl BlockSolver for Auto {
             {
                 return Ok(first);
             }
-            // ...and Newton finishes from there in a few quadratically convergent steps.
+            // ...and when its sweep budget runs out, Newton finishes from there in a few
+            // quadratically convergent steps.
             let n_bcd = first.n_iter;
             let mut out = ObnCg {
                 options: self.options,
