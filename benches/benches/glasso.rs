@@ -27,7 +27,10 @@ fn glasso(c: &mut Criterion) {
         std::env::var("OPENBLAS_NUM_THREADS").unwrap_or_else(|_| "unset".into())
     );
     let sizes: Vec<usize> = env_list("HO_BENCH_P", "50,100,200,500,1000");
-    let solvers: Vec<String> = env_list("HO_BENCH_SOLVERS", "auto,newton-cd,obn-cg,dual-pn,bcd,gista");
+    let solvers: Vec<String> = env_list(
+        "HO_BENCH_SOLVERS",
+        "auto,newton-cd,obn-cg,dual-pn,bcd,gista",
+    );
     for name in &solvers {
         let mut g = c.benchmark_group(format!("glasso/{}", name.replace('-', "_")));
         g.sample_size(10).measurement_time(Duration::from_secs(5));

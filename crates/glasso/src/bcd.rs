@@ -72,6 +72,7 @@
 
 use crate::fit::Certificate;
 use crate::{BlockOutcome, BlockSolver, BlockStart, GlassoError, GlassoOptions};
+use ho_linalg::kernels::axpy;
 use ho_linalg::prox::soft_threshold_scalar;
 use ho_linalg::Cholesky;
 use ndarray::{Array2, ArrayView2};
@@ -118,14 +119,6 @@ struct Sweeper {
     s: Vec<f64>,
     /// Λ, row-major.
     lam: Vec<f64>,
-}
-
-/// `y ← y + a x`.
-#[inline]
-fn axpy(a: f64, x: &[f64], y: &mut [f64]) {
-    for (yi, xi) in y.iter_mut().zip(x) {
-        *yi += a * xi;
-    }
 }
 
 impl Sweeper {

@@ -72,6 +72,7 @@
 
 use crate::obn_cg::ObnCg;
 use crate::{BlockOutcome, BlockSolver, BlockStart, GlassoError, GlassoOptions};
+use ho_linalg::kernels::{axpy, dot};
 use ho_linalg::{pcg, CgOptions, Cholesky, JacobiPreconditioner, LinearOperator};
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1};
@@ -281,29 +282,6 @@ impl LinearOperator for FreeHessian<'_> {
 fn restrict(a: ArrayView2<'_, f64>, nodes: &[usize]) -> Array2<f64> {
     let m = nodes.len();
     Array2::from_shape_fn((m, m), |(i, j)| a[[nodes[i], nodes[j]]])
-}
-
-fn axpy(a: f64, x: &[f64], y: &mut [f64]) {
-    for (yi, xi) in y.iter_mut().zip(x) {
-        *yi += a * xi;
-    }
-}
-
-fn dot(x: &[f64], y: &[f64]) -> f64 {
-    // Four accumulators so that the loop vectorizes.
-    let mut acc = [0.0; 4];
-    let (xc, xr) = x.split_at(x.len() - x.len() % 4);
-    let (yc, yr) = y.split_at(xc.len());
-    for (a, b) in xc.chunks_exact(4).zip(yc.chunks_exact(4)) {
-        for k in 0..4 {
-            acc[k] += a[k] * b[k];
-        }
-    }
-    let mut s = (acc[0] + acc[1]) + (acc[2] + acc[3]);
-    for (a, b) in xr.iter().zip(yr) {
-        s += a * b;
-    }
-    s
 }
 
 impl DualPn {

@@ -39,6 +39,7 @@
 use crate::fit::Certificate;
 use crate::problem::{frobenius_inner, penalty_value};
 use crate::{BlockOutcome, BlockSolver, BlockStart, GlassoError, GlassoOptions};
+use ho_linalg::kernels::{axpy, dot};
 use ho_linalg::prox::soft_threshold_scalar;
 use ho_linalg::Cholesky;
 use ndarray::{Array2, ArrayView2, Zip};
@@ -259,35 +260,6 @@ impl NewtonCd {
             }
         }
     }
-}
-
-/// `y ← y + a x`.
-#[inline]
-fn axpy(a: f64, x: &[f64], y: &mut [f64]) {
-    for (yi, xi) in y.iter_mut().zip(x) {
-        *yi += a * xi;
-    }
-}
-
-/// `⟨x, y⟩` with four independent accumulators (vectorizes; the sums are reassociated).
-#[inline]
-fn dot(x: &[f64], y: &[f64]) -> f64 {
-    let n = x.len().min(y.len());
-    let (x, y) = (&x[..n], &y[..n]);
-    let mut acc = [0.0_f64; 4];
-    let mut xc = x.chunks_exact(4);
-    let mut yc = y.chunks_exact(4);
-    for (a, b) in (&mut xc).zip(&mut yc) {
-        acc[0] += a[0] * b[0];
-        acc[1] += a[1] * b[1];
-        acc[2] += a[2] * b[2];
-        acc[3] += a[3] * b[3];
-    }
-    let mut tail = 0.0;
-    for (a, b) in xc.remainder().iter().zip(yc.remainder()) {
-        tail += a * b;
-    }
-    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
 }
 
 impl BlockSolver for NewtonCd {

@@ -4,6 +4,7 @@ pub mod covariance;
 pub mod dense;
 pub mod error;
 pub mod io;
+pub mod kernels;
 pub mod krylov;
 pub mod prox;
 #[cfg(feature = "testing")]

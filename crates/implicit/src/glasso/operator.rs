@@ -21,6 +21,7 @@
 //! lives in the operator behind a `RefCell`).
 
 use super::active::ActiveSet;
+use ho_linalg::kernels::{axpy, dot};
 use ho_linalg::{JacobiPreconditioner, LinalgError, LinearOperator};
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1};
@@ -206,11 +207,7 @@ impl<'a> RestrictedKronecker<'a> {
                 let l = cols[pos];
                 let pattern = self.a_row(l);
                 match a.row(l).as_slice() {
-                    Some(ar) if pattern.len() == p => {
-                        for (tv, &av) in t_row.iter_mut().zip(ar) {
-                            *tv += c * av;
-                        }
-                    }
+                    Some(ar) if pattern.len() == p => axpy(c, ar, t_row),
                     Some(ar) => {
                         for &m in pattern {
                             t_row[m] += c * ar[m];
@@ -234,6 +231,7 @@ impl<'a> RestrictedKronecker<'a> {
                 for pos in self.active.row_range(i) {
                     let tt_j = tt.row(cols[pos]);
                     out[pos] = match (dense_a, a_i.as_slice(), tt_j.as_slice()) {
+                        (true, Some(ai), Some(tj)) => dot(ai, tj),
                         (true, _, _) => a_i.dot(&tt_j),
                         (false, Some(ai), Some(tj)) => pattern.iter().map(|&k| ai[k] * tj[k]).sum(),
                         _ => pattern.iter().map(|&k| a_i[k] * tt_j[k]).sum(),
@@ -255,9 +253,7 @@ impl<'a> RestrictedKronecker<'a> {
                     let t_row = t.row(k);
                     let t_row = t_row.as_slice().expect("standard layout");
                     if full_row {
-                        for (o, &tv) in out_i.iter_mut().zip(t_row) {
-                            *o += w * tv;
-                        }
+                        axpy(w, t_row, out_i);
                     } else {
                         for (o, &j) in out_i.iter_mut().zip(row_cols) {
                             *o += w * t_row[j];
