@@ -181,6 +181,51 @@ fn transform(panel: &Panel, (x, y): (f64, f64)) -> Option<(f64, f64)> {
     (x.is_finite() && y.is_finite()).then_some((x, y))
 }
 
+/// The corner where the legend of `n_series` entries covers the least of the data: the
+/// points and their connecting segments (sampled), in plot coordinates; upper right on ties.
+fn legend_corner(
+    pts: &[Vec<(f64, f64)>],
+    (x0, x1): (f64, f64),
+    (y0, y1): (f64, f64),
+) -> SeriesLabelPosition {
+    let (w, h) = (0.36, (0.05 + 0.055 * pts.len() as f64).min(0.9));
+    let corners = [
+        (SeriesLabelPosition::UpperRight, 1.0 - w, 1.0 - h),
+        (SeriesLabelPosition::UpperLeft, 0.0, 1.0 - h),
+        (SeriesLabelPosition::LowerRight, 1.0 - w, 0.0),
+        (SeriesLabelPosition::LowerLeft, 0.0, 0.0),
+    ];
+    let mut counts = [0usize; 4];
+    let (dx, dy) = (
+        (x1 - x0).max(f64::MIN_POSITIVE),
+        (y1 - y0).max(f64::MIN_POSITIVE),
+    );
+    for series in pts {
+        let samples = series.windows(2).flat_map(|s| {
+            (0..16).map(move |k| {
+                let t = k as f64 / 16.0;
+                (
+                    s[0].0 + t * (s[1].0 - s[0].0),
+                    s[0].1 + t * (s[1].1 - s[0].1),
+                )
+            })
+        });
+        for (x, y) in series.iter().copied().chain(samples) {
+            let (u, v) = ((x - x0) / dx, (y - y0) / dy);
+            for (c, &(_, cu, cv)) in counts.iter_mut().zip(&corners) {
+                if u >= cu && u <= cu + w && v >= cv && v <= cv + h {
+                    *c += 1;
+                }
+            }
+        }
+    }
+    let best = (0..4).min_by_key(|&k| (counts[k], k)).unwrap_or(0);
+    corners
+        .into_iter()
+        .nth(best)
+        .map_or(SeriesLabelPosition::UpperRight, |c| c.0)
+}
+
 fn draw_panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
     panel: &Panel,
@@ -242,6 +287,7 @@ fn draw_panel<DB: DrawingBackend>(
         .bold_line_style(RGBColor(205, 205, 205))
         .draw()
         .map_err(|e| e.to_string())?;
+    let pts_for_legend = pts.clone();
     for (s, points) in panel.series.iter().zip(pts) {
         let color = PALETTE[s.color % PALETTE.len()];
         let style = color.stroke_width(2);
@@ -290,7 +336,7 @@ fn draw_panel<DB: DrawingBackend>(
             .label_font(("sans-serif", 15))
             .background_style(WHITE.mix(0.85))
             .border_style(RGBColor(120, 120, 120))
-            .position(SeriesLabelPosition::UpperRight)
+            .position(legend_corner(&pts_for_legend, (x0, x1), (y0, y1)))
             .draw()
             .map_err(|e| e.to_string())?;
     }

@@ -12,7 +12,7 @@ pub mod testing;
 
 pub use covariance::{correlation, empirical_covariance};
 pub use dense::{
-    check_finite, check_square, check_symmetric, logdet_spd, symmetrize_inplace, Cholesky,
+    check_finite, check_square, check_symmetric, logdet_spd, sandwich, symmetrize_inplace, Cholesky,
 };
 pub use error::LinalgError;
 pub use krylov::{

@@ -22,8 +22,7 @@
 
 use super::active::ActiveSet;
 use ho_linalg::kernels::{axpy, dot};
-use ho_linalg::{JacobiPreconditioner, LinalgError, LinearOperator};
-use ndarray::linalg::general_mat_mul;
+use ho_linalg::{sandwich, JacobiPreconditioner, LinalgError, LinearOperator};
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1};
 use std::cell::RefCell;
 
@@ -289,8 +288,7 @@ impl<'a> RestrictedKronecker<'a> {
         for (k, (i, j)) in self.active.pairs().enumerate() {
             v[[i, j]] = x[k];
         }
-        general_mat_mul(1.0, &*v, &self.a, 0.0, t);
-        general_mat_mul(1.0, &self.a, &*t, 0.0, full);
+        sandwich(self.a.view(), v.view(), t.view_mut(), full.view_mut());
         for (k, (i, j)) in self.active.pairs().enumerate() {
             out[k] = full[[i, j]];
         }
