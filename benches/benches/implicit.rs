@@ -9,6 +9,8 @@
 //!   matrix: criterion gradient, support, margin, one Kronecker-preconditioned CG solve) with
 //!   the sparse O(|E| p) kernel or the dense two-gemm kernel; every p;
 //! - `implicit/adjoint_jacobi`: the same with the Jacobi preconditioner (automatic kernel);
+//! - `implicit/adjoint_complement`: the adjoint solved through the complement of the support
+//!   (docs/implicit-diff.md §7b; the default's choice for dense supports), at 0.01·λ_max;
 //! - `implicit/kronecker`: the paper's dense formula, `(W ⊗ W)_{E,E}` formed and factored,
 //!   where |E| ≤ 4000 (p ≤ 500);
 //! - `implicit/unrolled`: forward differentiation of fixed-step G-ISTA (scalar), p = 50;
@@ -31,7 +33,7 @@ use ho_glasso::{
     lambda_max, GlassoFit, GlassoOptions, GlassoProblem, GlassoSolver, NewtonCd, ObnCg, Penalty,
 };
 use ho_implicit::glasso::{
-    hypergradient, HeldOutNll, HypergradOptions, Kernel, Method, PreconditionerKind,
+    hypergradient, AdjointSolver, HeldOutNll, HypergradOptions, Kernel, Method, PreconditionerKind,
 };
 use ho_linalg::empirical_covariance;
 use ho_linalg::testing::paper_data;
@@ -236,6 +238,7 @@ fn implicit(c: &mut Criterion) {
     let points = Points::default();
     let adjoint = |kernel| HypergradOptions {
         kernel,
+        adjoint_solver: AdjointSolver::Support,
         ..Default::default()
     };
     let all = |_: usize, _: f64, _: &Points| true;
@@ -262,9 +265,22 @@ fn implicit(c: &mut Criterion) {
         "adjoint_jacobi",
         HypergradOptions {
             preconditioner: PreconditionerKind::Jacobi,
+            adjoint_solver: AdjointSolver::Support,
             ..Default::default()
         },
         |p, _, _| p <= 500,
+    );
+    bench_hypergradient(
+        c,
+        &points,
+        &sizes,
+        "adjoint_complement",
+        HypergradOptions {
+            adjoint_solver: AdjointSolver::Complement,
+            ..Default::default()
+        },
+        // Z is most of the matrix at 0.5 and 0.1·λ_max: the complement is for dense supports
+        |_, ratio, _| ratio <= 0.01,
     );
     let kronecker = HypergradOptions {
         method: Method::DenseKronecker,

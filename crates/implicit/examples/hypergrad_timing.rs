@@ -1,4 +1,5 @@
-//! Times the hypergradient (adjoint, each kernel and preconditioner) against the inner solve on
+//! Times the hypergradient (adjoint on the support with each kernel and preconditioner, and
+//! through the complement) against the inner solve on
 //! the paper's data recipe (n = 20p, S of the first half of the rows, S_val of the second),
 //! along a warm-started path of λ/λ_max.
 //!
@@ -10,7 +11,8 @@ use ho_glasso::{
     lambda_max, GlassoFit, GlassoOptions, GlassoProblem, GlassoSolver, ObnCg, Penalty,
 };
 use ho_implicit::glasso::{
-    hypergradient, HeldOutNll, HypergradOptions, Kernel, PreconditionerKind, RestrictedKronecker,
+    hypergradient, AdjointSolver, HeldOutNll, HypergradOptions, Kernel, PreconditionerKind,
+    RestrictedKronecker,
 };
 use ho_implicit::ActiveSet;
 use ho_linalg::empirical_covariance;
@@ -119,14 +121,32 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
         });
         println!("    fixed costs:{fixed}");
-        for (kernel, pre) in [
-            (Kernel::Sparse, PreconditionerKind::Kronecker),
-            (Kernel::Dense, PreconditionerKind::Kronecker),
-            (Kernel::Auto, PreconditionerKind::Jacobi),
+        for (solver, kernel, pre) in [
+            (
+                AdjointSolver::Support,
+                Kernel::Sparse,
+                PreconditionerKind::Kronecker,
+            ),
+            (
+                AdjointSolver::Support,
+                Kernel::Dense,
+                PreconditionerKind::Kronecker,
+            ),
+            (
+                AdjointSolver::Support,
+                Kernel::Auto,
+                PreconditionerKind::Jacobi,
+            ),
+            (
+                AdjointSolver::Complement,
+                Kernel::Auto,
+                PreconditionerKind::Kronecker,
+            ),
         ] {
             let options = HypergradOptions {
                 kernel,
                 preconditioner: pre,
+                adjoint_solver: solver,
                 ..Default::default()
             };
             let h = hypergradient(&fit, &problem, &crit, &options)?;
@@ -136,7 +156,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .into_iter()
                 .fold(h.seconds, f64::min);
             println!(
-                "    {kernel:?}/{pre:?}: {:.4} s (min of 6), {} CG iterations, dL/dλ = {:.6e}",
+                "    {solver:?} {kernel:?}/{pre:?}: {:.4} s (min of 6), {} CG iterations, dL/dλ = {:.6e}",
                 best,
                 h.report.n_iter,
                 h.grad_lambda.unwrap_or(f64::NAN)

@@ -8,8 +8,8 @@ pub mod system;
 
 pub use error::ImplicitError;
 pub use glasso::{
-    hypergradient, hypergradient_finite_diff, pair_gradient, ActiveSet, Criterion, GlassoSystem,
-    HeldOutNll, HypergradOptions, Hypergradient, HypergradientEngine, Kernel, Method,
+    hypergradient, hypergradient_finite_diff, pair_gradient, ActiveSet, AdjointSolver, Criterion,
+    GlassoSystem, HeldOutNll, HypergradOptions, Hypergradient, HypergradientEngine, Kernel, Method,
     PreconditionerKind, Reconstruction, RestrictedKronecker,
 };
 pub use system::{

@@ -6,9 +6,9 @@ mod common;
 use common::*;
 use ho_glasso::{lambda_max, GlassoProblem, GlassoSolver, Penalty};
 use ho_implicit::glasso::{
-    hypergradient, kronecker_matrix, pattern_sum, ActiveSet, GlassoSystem, HeldOutNll,
-    HypergradOptions, HypergradientEngine, Kernel, Method, PreconditionerKind, Reconstruction,
-    RestrictedKronecker,
+    hypergradient, kronecker_matrix, pattern_sum, ActiveSet, AdjointSolver, GlassoSystem,
+    HeldOutNll, HypergradOptions, HypergradientEngine, Kernel, Method, PreconditionerKind,
+    Reconstruction, RestrictedKronecker,
 };
 use ho_implicit::{hypergradient_adjoint, ImplicitError, ImplicitOptions, SolverChoice};
 use ho_linalg::{CgOptions, LinearOperator};
@@ -214,6 +214,41 @@ fn the_hypergradient_is_exactly_zero_above_lambda_max_with_an_unpenalized_diagon
     let problem = GlassoProblem::new(s.view(), penalty);
     let h = hypergradient(&fit, &problem, &HeldOutNll::new(s_val), &tight()).unwrap();
     assert!(h.grad_lambda.unwrap().abs() > 0.0);
+}
+
+#[test]
+fn the_support_and_complement_adjoint_solvers_agree_warm_and_cold() {
+    // sparse (Z large) to dense (Z small) supports, both solvers forced
+    for &(p, seed, ratio) in &[(15, 5, 0.5), (20, 6, 0.1), (25, 7, 0.02), (30, 8, 0.005)] {
+        let (s, s_val) = random_problem(p, 20 * p, seed);
+        let crit = HeldOutNll::new(s_val);
+        let mut engines = [AdjointSolver::Support, AdjointSolver::Complement].map(|a| {
+            HypergradientEngine::new(HypergradOptions {
+                adjoint_solver: a,
+                ..tight()
+            })
+        });
+        let mut previous: Option<ho_glasso::GlassoFit> = None;
+        let lmax = lambda_max(s.view());
+        // a short path: the second and third calls are warm-started across support changes
+        for k in 0..3 {
+            let lambda = lmax * ratio * (0.9_f64).powi(k);
+            let problem = GlassoProblem::new(s.view(), Penalty::scalar(lambda));
+            let fit = tight_solver().solve(&problem, previous.as_ref()).unwrap();
+            let [a, b] = engines
+                .each_mut()
+                .map(|e| e.hypergradient(&fit, &problem, &crit).unwrap());
+            let (ga, gb) = (a.grad_matrix.unwrap(), b.grad_matrix.unwrap());
+            let err = max_abs_diff(&ga, &gb);
+            assert!(
+                err <= 1e-9 * max_abs(&ga),
+                "p={p} λ={ratio}·λmax k={k}: {err:e} (|E| = {})",
+                a.support_size
+            );
+            assert!(b.report.residual_norm <= a.report.residual_norm.max(1e-12) * 1e3);
+            previous = Some(fit);
+        }
+    }
 }
 
 #[test]

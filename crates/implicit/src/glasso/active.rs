@@ -59,6 +59,35 @@ impl ActiveSet {
         }
     }
 
+    /// The complement Z of the support: the ordered pairs where Θ̂ is exactly zero, in
+    /// row-major order, with signs +1 (unused). Unlike a support it never holds the diagonal.
+    pub fn complement(&self) -> Self {
+        let p = self.p;
+        let mut row_ptr = Vec::with_capacity(p + 1);
+        let (mut rows, mut cols) = (Vec::new(), Vec::new());
+        let mut index = vec![NONE; p * p];
+        row_ptr.push(0);
+        for i in 0..p {
+            for j in 0..p {
+                if self.index[i * p + j] == NONE {
+                    index[i * p + j] = cols.len();
+                    rows.push(i);
+                    cols.push(j);
+                }
+            }
+            row_ptr.push(cols.len());
+        }
+        let signs = vec![1.0; cols.len()];
+        Self {
+            p,
+            row_ptr,
+            rows,
+            cols,
+            signs,
+            index,
+        }
+    }
+
     /// p.
     pub fn dim(&self) -> usize {
         self.p

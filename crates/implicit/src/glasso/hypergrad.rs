@@ -9,12 +9,13 @@
 //! ```
 
 use super::active::{off_support_margin, ActiveSet};
+use super::complement::solve_by_complement;
 use super::criterion::Criterion;
 use super::finite_diff::{finite_difference, FiniteDiffOptions};
 use super::operator::{kronecker_matrix, Kernel};
 use super::system::{GlassoSystem, PreconditionerKind};
 use super::unrolled::{unrolled_gista, UnrolledOptions};
-use crate::system::{hypergradient_adjoint, jvp, ImplicitOptions, SolverChoice};
+use crate::system::{hypergradient_adjoint, jvp, ImplicitOptions, ImplicitSystem, SolverChoice};
 use crate::ImplicitError;
 use ho_glasso::{GlassoFit, GlassoProblem, GlassoSolver, NewtonCd, Penalty};
 use ho_linalg::{CgOptions, Cholesky, SolveReport, Status};
@@ -67,6 +68,20 @@ impl Method {
     }
 }
 
+/// How [`Method::Adjoint`] solves `M u = g_E`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdjointSolver {
+    /// [`AdjointSolver::Complement`] when the zeros of Θ̂ number at most
+    /// `complement_fraction · |E|`, else [`AdjointSolver::Support`].
+    Auto,
+    /// Preconditioned CG on `M` itself (|E| unknowns), warm-started from the previous adjoint.
+    Support,
+    /// Through the complement Z of the support: CG on `(Θ̂ ⊗ Θ̂)_{Z,Z}` (|Z| unknowns, cheap
+    /// sparse products when Z is small) between two dense products, certified on `M`
+    /// (docs/implicit-diff.md §7b).
+    Complement,
+}
+
 /// Options of [`hypergradient`].
 ///
 /// | Name | Default | Meaning | Range |
@@ -77,6 +92,8 @@ impl Method {
 /// | `kernel` | [`Kernel::Auto`] | kernel of the products with `M` | |
 /// | `cg` | rel_tol 1e-10, abs_tol 0, max_iter 2000 | CG tolerances | see [`CgOptions`] |
 /// | `dense_limit` | 4000 | largest \|E\| for [`Method::DenseKronecker`] | ≥ 1 |
+/// | `adjoint_solver` | [`AdjointSolver::Auto`] | how the adjoint system is solved | |
+/// | `complement_fraction` | 1 | Auto uses the complement when \|Z\| ≤ this · \|E\| | ≥ 0 |
 /// | `full_matrix` | false | per-entry matrix also for a scalar penalty with Forward, Unrolled, FiniteDiff | |
 /// | `unrolled` | [`UnrolledOptions::default`] | for [`Method::Unrolled`] | |
 /// | `finite_diff` | [`FiniteDiffOptions::default`] | for [`Method::FiniteDiff`] | |
@@ -95,6 +112,10 @@ pub struct HypergradOptions {
     pub cg: CgOptions,
     /// Size limit of the dense Kronecker matrix.
     pub dense_limit: usize,
+    /// How the adjoint system is solved.
+    pub adjoint_solver: AdjointSolver,
+    /// [`AdjointSolver::Auto`]'s switch: the complement when `|Z| ≤ complement_fraction·|E|`.
+    pub complement_fraction: f64,
     /// Whether Forward, Unrolled and FiniteDiff also compute the matrix for a scalar penalty
     /// (one solve or run per symmetric pair of the support). Adjoint and DenseKronecker
     /// always do; every method does for a matrix penalty.
@@ -114,6 +135,8 @@ impl Default for HypergradOptions {
             kernel: Kernel::Auto,
             cg: ImplicitOptions::default().cg,
             dense_limit: 4000,
+            adjoint_solver: AdjointSolver::Auto,
+            complement_fraction: 1.0,
             full_matrix: false,
             unrolled: UnrolledOptions::default(),
             finite_diff: FiniteDiffOptions::default(),
@@ -128,6 +151,13 @@ impl HypergradOptions {
                 name: "gap_tol",
                 value: self.gap_tol,
                 range: "> 0",
+            });
+        }
+        if !(self.complement_fraction >= 0.0) {
+            return Err(ImplicitError::InvalidOption {
+                name: "complement_fraction",
+                value: self.complement_fraction,
+                range: "≥ 0",
             });
         }
         if self.dense_limit == 0 {
@@ -172,7 +202,9 @@ pub struct Hypergradient {
     pub dual_gap: f64,
     /// The method used.
     pub method: Method,
-    /// The linear solve: CG iterations and residual ‖M u − g_E‖ (Adjoint; Forward: summed
+    /// The linear solve: CG iterations and residual ‖M u − g_E‖ (Adjoint; through the
+    /// complement: the iterations on Z plus any finishing ones on M, and the residual
+    /// recomputed on M; Forward: summed
     /// iterations, largest residual; DenseKronecker: 0 iterations and the residual of the
     /// factored solve; Unrolled: G-ISTA iterations and the last relative change;
     /// FiniteDiff: inner iterations and the largest relative gap of the re-solves).
@@ -386,6 +418,41 @@ fn adjoint(
 ) -> Result<Partial, ImplicitError> {
     let sys = ctx.system(options)?;
     let g_e = ctx.active.gather_owned(ctx.grad_theta.view());
+    let n_zero = ctx.p() * ctx.p() - ctx.active.len();
+    let complement = match options.adjoint_solver {
+        AdjointSolver::Support => false,
+        AdjointSolver::Complement => true,
+        AdjointSolver::Auto => {
+            n_zero as f64 <= options.complement_fraction * ctx.active.len() as f64
+        }
+    };
+    if complement {
+        let precond = if options.preconditioner == PreconditionerKind::None {
+            None
+        } else {
+            sys.preconditioner()
+        };
+        let start = warm.and_then(|(a, u)| ctx.active.remap_from(a, u.view()));
+        let sol = solve_by_complement(
+            ctx.fit.precision.view(),
+            ctx.fit.covariance.view(),
+            &ctx.active,
+            g_e.view(),
+            &options.cg,
+            precond,
+            start.as_ref().map(|u| u.view()),
+        )?;
+        let mut hypergrad = Array1::zeros(ctx.p() * ctx.p());
+        sys.vjp_hyper(sol.u.view(), hypergrad.view_mut());
+        // 0 − v rather than −v: exact zeros stay +0
+        hypergrad.mapv_inplace(|v| 0.0 - v);
+        return Ok(Partial {
+            grad_lambda: None,
+            grad_matrix: Some(reshape(hypergrad, ctx.p())?),
+            report: sol.report,
+            adjoint: Some(sol.u),
+        });
+    }
     let start = warm.and_then(|(a, u)| ctx.active.remap_from(a, u.view()));
     let sol = hypergradient_adjoint(
         &sys,

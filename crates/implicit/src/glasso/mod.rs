@@ -8,6 +8,7 @@
 //! - [`hypergradient`], [`HypergradientEngine`] (warm starts), with five [`Method`]s.
 
 pub mod active;
+mod complement;
 pub mod criterion;
 pub mod finite_diff;
 pub mod hypergrad;
@@ -19,8 +20,8 @@ pub use active::{off_support_margin, ActiveSet};
 pub use criterion::{logdet_blockwise, Criterion, HeldOutNll, Oracle, Reconstruction};
 pub use finite_diff::{finite_difference, FiniteDiffOptions, FiniteDiffResult};
 pub use hypergrad::{
-    hypergradient, hypergradient_finite_diff, pair_gradient, pattern_sum, HypergradOptions,
-    Hypergradient, HypergradientEngine, Method,
+    hypergradient, hypergradient_finite_diff, pair_gradient, pattern_sum, AdjointSolver,
+    HypergradOptions, Hypergradient, HypergradientEngine, Method,
 };
 pub use operator::{jacobi_preconditioner, kronecker_matrix, Kernel, RestrictedKronecker};
 pub use system::{GlassoSystem, PreconditionerKind};
