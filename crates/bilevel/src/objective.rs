@@ -250,15 +250,6 @@ impl BilevelObjective {
                 let problem = GlassoProblem::new(fold.s_train.view(), penalty.clone());
                 let fit = solver.solve(&problem, fold.fit.as_ref())?;
                 let secs = t.elapsed().as_secs_f64();
-                if std::env::var("HO_DEBUG").is_ok() {
-                    eprintln!(
-                        "inner {:.1} ms iters {} edges {} gap {:.1e}",
-                        secs * 1e3,
-                        fit.n_iter,
-                        fit.n_edges(),
-                        fit.relative_gap()
-                    );
-                }
                 let value = fold
                     .criterion
                     .value(fit.precision.view(), fit.covariance.view())?;
@@ -301,14 +292,6 @@ impl BilevelObjective {
                 let h = fold
                     .engine
                     .hypergradient(fit, &problem, fold.criterion.as_ref())?;
-                if std::env::var("HO_DEBUG").is_ok() {
-                    eprintln!(
-                        "hyper {:.1} ms cg {} |E| {}",
-                        h.seconds * 1e3,
-                        h.report.n_iter,
-                        h.support_size
-                    );
-                }
                 let g = param.grad(&h, lam.view())?;
                 Ok((g, t.elapsed().as_secs_f64(), h.margin))
             })
