@@ -325,11 +325,32 @@ fn documented_errors() {
             max_iter: 1,
         },
         preconditioner: PreconditionerKind::None,
+        adjoint_solver: AdjointSolver::Support,
         ..Default::default()
     };
     assert!(matches!(
         hypergradient(&fit, &problem, &crit, &short),
         Err(ImplicitError::LinearSolveFailed { n_iter: 1, .. })
+    ));
+    // through the complement: one iteration on Z, then one finishing iteration on M
+    let short_complement = HypergradOptions {
+        adjoint_solver: AdjointSolver::Complement,
+        ..short
+    };
+    assert!(matches!(
+        hypergradient(&fit, &problem, &crit, &short_complement),
+        Err(ImplicitError::LinearSolveFailed { n_iter: 2, .. })
+    ));
+    let bad_fraction = HypergradOptions {
+        complement_fraction: f64::NAN,
+        ..Default::default()
+    };
+    assert!(matches!(
+        hypergradient(&fit, &problem, &crit, &bad_fraction),
+        Err(ImplicitError::InvalidOption {
+            name: "complement_fraction",
+            ..
+        })
     ));
     let wrong_p = HeldOutNll::new(Array2::eye(5));
     assert!(matches!(

@@ -93,7 +93,7 @@ pub enum AdjointSolver {
 /// | `cg` | rel_tol 1e-10, abs_tol 0, max_iter 2000 | CG tolerances | see [`CgOptions`] |
 /// | `dense_limit` | 4000 | largest \|E\| for [`Method::DenseKronecker`] | ≥ 1 |
 /// | `adjoint_solver` | [`AdjointSolver::Auto`] | how the adjoint system is solved | |
-/// | `complement_fraction` | 1 | Auto uses the complement when \|Z\| ≤ this · \|E\| | ≥ 0 |
+/// | `complement_fraction` | 2 | Auto uses the complement when \|Z\| ≤ this · \|E\| (E at least a third of the entries) | ≥ 0 |
 /// | `full_matrix` | false | per-entry matrix also for a scalar penalty with Forward, Unrolled, FiniteDiff | |
 /// | `unrolled` | [`UnrolledOptions::default`] | for [`Method::Unrolled`] | |
 /// | `finite_diff` | [`FiniteDiffOptions::default`] | for [`Method::FiniteDiff`] | |
@@ -136,7 +136,7 @@ impl Default for HypergradOptions {
             cg: ImplicitOptions::default().cg,
             dense_limit: 4000,
             adjoint_solver: AdjointSolver::Auto,
-            complement_fraction: 1.0,
+            complement_fraction: 2.0,
             full_matrix: false,
             unrolled: UnrolledOptions::default(),
             finite_diff: FiniteDiffOptions::default(),
