@@ -13,6 +13,6 @@ pub use glasso::{
     PreconditionerKind, Reconstruction, RestrictedKronecker,
 };
 pub use system::{
-    hypergradient_adjoint, jacobian, jvp, AdjointSolution, FixedPointMap, FixedPointResidual,
-    ImplicitOptions, ImplicitSystem, SolverChoice, Structure,
+    hypergradient_adjoint, hypergradient_from_adjoint, jacobian, jvp, AdjointSolution,
+    FixedPointMap, FixedPointResidual, ImplicitOptions, ImplicitSystem, SolverChoice, Structure,
 };

@@ -299,15 +299,20 @@ pub fn hypergradient_adjoint(
         u.view_mut(),
         options,
     )?;
-    let mut hypergrad = Array1::zeros(sys.n_hyper());
-    sys.vjp_hyper(u.view(), hypergrad.view_mut());
-    // 0 − v rather than −v: exact zeros stay +0 (no "-0" in written matrices)
-    hypergrad.mapv_inplace(|v| 0.0 - v);
     Ok(AdjointSolution {
-        hypergrad,
+        hypergrad: hypergradient_from_adjoint(sys, u.view()),
         adjoint: u,
         report,
     })
+}
+
+/// `Jᵀ g = −(∂₂F)ᵀ u` from an adjoint `u` solving `(∂₁F)ᵀ u = g` (however it was solved).
+pub fn hypergradient_from_adjoint(sys: &dyn ImplicitSystem, u: ArrayView1<'_, f64>) -> Array1<f64> {
+    let mut hypergrad = Array1::zeros(sys.n_hyper());
+    sys.vjp_hyper(u, hypergrad.view_mut());
+    // 0 − v rather than −v: exact zeros stay +0 (no "-0" in written matrices)
+    hypergrad.mapv_inplace(|v| 0.0 - v);
+    hypergrad
 }
 
 /// The forward-mode derivative of the solution map along a hyperparameter direction `t`:

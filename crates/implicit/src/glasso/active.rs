@@ -33,51 +33,36 @@ impl ActiveSet {
     pub fn from_precision(precision: ArrayView2<'_, f64>) -> Self {
         let p = precision.nrows();
         assert_eq!(p, precision.ncols(), "Θ̂ must be square");
-        let mut row_ptr = Vec::with_capacity(p + 1);
-        let (mut rows, mut cols, mut signs) = (Vec::new(), Vec::new(), Vec::new());
-        let mut index = vec![NONE; p * p];
-        row_ptr.push(0);
-        for i in 0..p {
-            for j in 0..p {
-                let t = precision[[i, j]];
-                if t != 0.0 {
-                    index[i * p + j] = cols.len();
-                    rows.push(i);
-                    cols.push(j);
-                    signs.push(t.signum());
-                }
-            }
-            row_ptr.push(cols.len());
-        }
-        Self {
-            p,
-            row_ptr,
-            rows,
-            cols,
-            signs,
-            index,
-        }
+        Self::from_pattern(p, |i, j| {
+            let t = precision[[i, j]];
+            (t != 0.0).then(|| t.signum())
+        })
     }
 
     /// The complement Z of the support: the ordered pairs where Θ̂ is exactly zero, in
     /// row-major order, with signs +1 (unused). Unlike a support it never holds the diagonal.
     pub fn complement(&self) -> Self {
         let p = self.p;
+        Self::from_pattern(p, |i, j| (self.index[i * p + j] == NONE).then_some(1.0))
+    }
+
+    /// The pairs `(i, j)` (row-major) where `sign(i, j)` is `Some`, with that sign.
+    fn from_pattern(p: usize, sign: impl Fn(usize, usize) -> Option<f64>) -> Self {
         let mut row_ptr = Vec::with_capacity(p + 1);
-        let (mut rows, mut cols) = (Vec::new(), Vec::new());
+        let (mut rows, mut cols, mut signs) = (Vec::new(), Vec::new(), Vec::new());
         let mut index = vec![NONE; p * p];
         row_ptr.push(0);
         for i in 0..p {
             for j in 0..p {
-                if self.index[i * p + j] == NONE {
+                if let Some(s) = sign(i, j) {
                     index[i * p + j] = cols.len();
                     rows.push(i);
                     cols.push(j);
+                    signs.push(s);
                 }
             }
             row_ptr.push(cols.len());
         }
-        let signs = vec![1.0; cols.len()];
         Self {
             p,
             row_ptr,

@@ -15,7 +15,10 @@ use super::finite_diff::{finite_difference, FiniteDiffOptions};
 use super::operator::{kronecker_matrix, Kernel};
 use super::system::{GlassoSystem, PreconditionerKind};
 use super::unrolled::{unrolled_gista, UnrolledOptions};
-use crate::system::{hypergradient_adjoint, jvp, ImplicitOptions, ImplicitSystem, SolverChoice};
+use crate::system::{
+    hypergradient_adjoint, hypergradient_from_adjoint, jvp, ImplicitOptions, ImplicitSystem,
+    SolverChoice,
+};
 use crate::ImplicitError;
 use ho_glasso::{GlassoFit, GlassoProblem, GlassoSolver, NewtonCd, Penalty};
 use ho_linalg::{CgOptions, Cholesky, SolveReport, Status};
@@ -426,13 +429,13 @@ fn adjoint(
             n_zero as f64 <= options.complement_fraction * ctx.active.len() as f64
         }
     };
-    if complement {
+    let start = warm.and_then(|(a, u)| ctx.active.remap_from(a, u.view()));
+    let (hypergrad, adjoint, report) = if complement {
         let precond = if options.preconditioner == PreconditionerKind::None {
             None
         } else {
             sys.preconditioner()
         };
-        let start = warm.and_then(|(a, u)| ctx.active.remap_from(a, u.view()));
         let sol = solve_by_complement(
             ctx.fit.precision.view(),
             ctx.fit.covariance.view(),
@@ -442,29 +445,25 @@ fn adjoint(
             precond,
             start.as_ref().map(|u| u.view()),
         )?;
-        let mut hypergrad = Array1::zeros(ctx.p() * ctx.p());
-        sys.vjp_hyper(sol.u.view(), hypergrad.view_mut());
-        // 0 − v rather than −v: exact zeros stay +0
-        hypergrad.mapv_inplace(|v| 0.0 - v);
-        return Ok(Partial {
-            grad_lambda: None,
-            grad_matrix: Some(reshape(hypergrad, ctx.p())?),
-            report: sol.report,
-            adjoint: Some(sol.u),
-        });
-    }
-    let start = warm.and_then(|(a, u)| ctx.active.remap_from(a, u.view()));
-    let sol = hypergradient_adjoint(
-        &sys,
-        g_e.view(),
-        &options.implicit(),
-        start.as_ref().map(|u| u.view()),
-    )?;
+        (
+            hypergradient_from_adjoint(&sys, sol.u.view()),
+            sol.u,
+            sol.report,
+        )
+    } else {
+        let sol = hypergradient_adjoint(
+            &sys,
+            g_e.view(),
+            &options.implicit(),
+            start.as_ref().map(|u| u.view()),
+        )?;
+        (sol.hypergrad, sol.adjoint, sol.report)
+    };
     Ok(Partial {
         grad_lambda: None,
-        grad_matrix: Some(reshape(sol.hypergrad, ctx.p())?),
-        report: sol.report,
-        adjoint: Some(sol.adjoint),
+        grad_matrix: Some(reshape(hypergrad, ctx.p())?),
+        report,
+        adjoint: Some(adjoint),
     })
 }
 
