@@ -7,7 +7,10 @@ pub mod tuner;
 
 pub use error::BilevelError;
 pub use ho_implicit::{Criterion, HeldOutNll, Reconstruction};
-pub use objective::{inner_options, BilevelObjective, BilevelStats, Fold, Parametrization};
+pub use objective::{
+    inner_options, inner_options_with_tol, BilevelObjective, BilevelStats, Fold, Parametrization,
+    INNER_TOL,
+};
 pub use split::{holdout, k_fold, FoldCov};
 pub use tuner::{
     is_normal_end, CriterionKind, GlassoTuner, OptimizerKind, StageReport, Tuned, TunerOptions,

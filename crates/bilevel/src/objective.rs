@@ -11,7 +11,8 @@
 //! from that fold's previous fit; a gradient adds one adjoint solve per fold, warm-started
 //! from the previous adjoint. The last point is cached: `value(x)` then `value_and_grad(x)`
 //! solves once, and a repeated call costs nothing. Inner solves use a tight tolerance (a
-//! loose one gives a wrong support, hence a wrong gradient; DESIGN.md §2).
+//! loose one gives a wrong support, hence a wrong gradient; DESIGN.md §2): 1e-10 by default,
+//! [`BilevelObjective::set_inner_tol`] to change it (the tuner's matrix stage uses 1e-7).
 
 use crate::BilevelError;
 use ho_glasso::{Auto, GlassoFit, GlassoOptions, GlassoProblem, GlassoSolver, Penalty};
@@ -201,6 +202,8 @@ pub struct BilevelObjective {
     /// Counters.
     pub stats: BilevelStats,
     last: Option<Eval>,
+    /// Largest S_ii over the folds (the scale of the KKT tolerance).
+    scale: f64,
 }
 
 /// Inner options precise enough for hypergradients on a problem whose covariance has
@@ -208,9 +211,17 @@ pub struct BilevelObjective {
 /// 1e-9·scale. The KKT test matters for warm starts: a nearby penalty changes the gap of the
 /// old solution by far less than 1e-10, but its KKT residual by the change of Λ.
 pub fn inner_options(scale: f64) -> GlassoOptions {
+    inner_options_with_tol(scale, INNER_TOL)
+}
+
+/// The relative duality gap of the inner solves of [`inner_options`].
+pub const INNER_TOL: f64 = 1e-10;
+
+/// [`inner_options`] with relative gap `tol` and KKT residual `10·tol·scale`.
+pub fn inner_options_with_tol(scale: f64, tol: f64) -> GlassoOptions {
     GlassoOptions {
-        tol: 1e-10,
-        kkt_tol: 1e-9 * scale.max(f64::MIN_POSITIVE),
+        tol,
+        kkt_tol: 10.0 * tol * scale.max(f64::MIN_POSITIVE),
         ..Default::default()
     }
 }
@@ -231,6 +242,18 @@ impl BilevelObjective {
             },
             stats: BilevelStats::default(),
             last: None,
+            scale,
+        }
+    }
+
+    /// Sets the relative duality gap of the inner solves to `tol` (KKT residual
+    /// `10·tol·scale`, [`inner_options_with_tol`]) and lets the hypergradients accept fits
+    /// at that gap (their `gap_tol` becomes at least `tol`).
+    pub fn set_inner_tol(&mut self, tol: f64) {
+        self.solver.options = inner_options_with_tol(self.scale, tol);
+        for fold in &mut self.folds {
+            let o = &mut fold.engine.options;
+            o.gap_tol = o.gap_tol.max(tol);
         }
     }
 

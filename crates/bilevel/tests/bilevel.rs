@@ -236,3 +236,67 @@ fn bad_options_and_data_are_errors() {
         Err(ho_bilevel::BilevelError::NothingToTune)
     ));
 }
+
+#[test]
+fn the_matrix_stage_inner_tolerance_keeps_the_hypergradient() {
+    // Warm-started evaluations along a path in the dense regime (DualPn), with the tuner's
+    // matrix-stage tolerance and with the default 1e-10: same values and gradients.
+    let s_train = fixture("p20_n200_s3/S_train.csv");
+    let s_val = fixture("p20_n200_s3/S_val.csv");
+    let lmax = lambda_max(s_train.view());
+    let param = Parametrization::Matrix {
+        p: 20,
+        tune_diagonal: false,
+        fixed_diagonal: 0.0,
+    };
+    let make = || {
+        let fold = Fold::new(
+            s_train.clone(),
+            Box::new(HeldOutNll::new(s_val.clone())),
+            HypergradOptions::default(),
+        );
+        BilevelObjective::new(vec![fold], param)
+    };
+    let tol = TunerOptions::default().matrix_inner_tol;
+    let (mut tight, mut loose) = (make(), make());
+    loose.set_inner_tol(tol);
+    assert_eq!(loose.solver.options.tol.to_bits(), tol.to_bits());
+    let dim = param.dim();
+    for step in 0..4 {
+        let x = Array1::from_iter(
+            (0..dim).map(|i| (0.02 * lmax).ln() + 0.4 * ((i as f64) * 0.7 + step as f64).sin()),
+        );
+        let (vt, gt) = tight.value_and_grad(x.view()).unwrap();
+        let (vl, gl) = loose.value_and_grad(x.view()).unwrap();
+        // The criterion agrees to the inner tolerance, the gradient to about as much.
+        assert!((vt - vl).abs() <= tol * vt.abs(), "{vt} vs {vl}");
+        let diff = (&gt - &gl).mapv(|v| v * v).sum().sqrt();
+        let norm = gt.mapv(|v| v * v).sum().sqrt();
+        assert!(
+            diff <= 10.0 * tol * norm,
+            "step {step}: ‖Δg‖ {diff} vs ‖g‖ {norm}"
+        );
+    }
+    assert!(loose.stats.max_relative_gap <= tol);
+}
+
+#[test]
+fn a_bad_matrix_inner_tolerance_is_an_error() {
+    let d = paper_data(5, 100, 0.9, 7);
+    for v in [0.0, 1e-2, f64::NAN] {
+        let t = GlassoTuner {
+            options: TunerOptions {
+                weighted: true,
+                matrix_inner_tol: v,
+                ..Default::default()
+            },
+        };
+        assert!(matches!(
+            t.fit(d.x.view()),
+            Err(ho_bilevel::BilevelError::InvalidOption {
+                name: "matrix_inner_tol",
+                ..
+            })
+        ));
+    }
+}
