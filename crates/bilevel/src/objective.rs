@@ -12,7 +12,8 @@
 //! from the previous adjoint. The last point is cached: `value(x)` then `value_and_grad(x)`
 //! solves once, and a repeated call costs nothing. Inner solves use a tight tolerance (a
 //! loose one gives a wrong support, hence a wrong gradient; DESIGN.md §2): 1e-10 by default,
-//! [`BilevelObjective::set_inner_tol`] to change it (the tuner's matrix stage uses 1e-7).
+//! [`BilevelObjective::set_inner_tol`] to change it (the tuner's matrix stage uses 1e-7, and
+//! adjoint solves to a relative residual of 1e-6, [`BilevelObjective::set_adjoint_tol`]).
 
 use crate::BilevelError;
 use ho_glasso::{Auto, GlassoFit, GlassoOptions, GlassoProblem, GlassoSolver, Penalty};
@@ -254,6 +255,14 @@ impl BilevelObjective {
         for fold in &mut self.folds {
             let o = &mut fold.engine.options;
             o.gap_tol = o.gap_tol.max(tol);
+        }
+    }
+
+    /// Sets the relative residual `‖M u − b‖ ≤ tol·‖b‖` of the adjoint solves of the
+    /// hypergradients (the engines' `cg.rel_tol`).
+    pub fn set_adjoint_tol(&mut self, tol: f64) {
+        for fold in &mut self.folds {
+            fold.engine.options.cg.rel_tol = tol;
         }
     }
 
