@@ -97,6 +97,7 @@ pub enum AdjointSolver {
 /// | `dense_limit` | 4000 | largest \|E\| for [`Method::DenseKronecker`] | ≥ 1 |
 /// | `adjoint_solver` | [`AdjointSolver::Auto`] | how the adjoint system is solved | |
 /// | `complement_fraction` | 2 | Auto uses the complement when \|Z\| ≤ this · \|E\| (E at least a third of the entries) | ≥ 0 |
+/// | `mixed_precision` | true | complement solve: first digits (to 1e-4) with single-precision dense products, the rest and the certificate in double | |
 /// | `full_matrix` | false | per-entry matrix also for a scalar penalty with Forward, Unrolled, FiniteDiff | |
 /// | `unrolled` | [`UnrolledOptions::default`] | for [`Method::Unrolled`] | |
 /// | `finite_diff` | [`FiniteDiffOptions::default`] | for [`Method::FiniteDiff`] | |
@@ -119,6 +120,10 @@ pub struct HypergradOptions {
     pub adjoint_solver: AdjointSolver,
     /// [`AdjointSolver::Auto`]'s switch: the complement when `|Z| ≤ complement_fraction·|E|`.
     pub complement_fraction: f64,
+    /// Whether the complement solve takes its first digits (relative residual 1e-4) with
+    /// single-precision products when they are dense BLAS products; the rest of the solve,
+    /// and the certification on M, stay in double precision.
+    pub mixed_precision: bool,
     /// Whether Forward, Unrolled and FiniteDiff also compute the matrix for a scalar penalty
     /// (one solve or run per symmetric pair of the support). Adjoint and DenseKronecker
     /// always do; every method does for a matrix penalty.
@@ -140,6 +145,7 @@ impl Default for HypergradOptions {
             dense_limit: 4000,
             adjoint_solver: AdjointSolver::Auto,
             complement_fraction: 2.0,
+            mixed_precision: true,
             full_matrix: false,
             unrolled: UnrolledOptions::default(),
             finite_diff: FiniteDiffOptions::default(),
@@ -441,7 +447,7 @@ fn adjoint(
             ctx.fit.covariance.view(),
             &ctx.active,
             g_e.view(),
-            &options.cg,
+            options,
             precond,
             start.as_ref().map(|u| u.view()),
         )?;
