@@ -32,10 +32,13 @@
 //! whose products
 //! cost O(|Z| m) (a sparse kernel, `T = D Θ` then one dot product per free pair) or, when Z
 //! holds more than m²/8 pairs, two BLAS products of size m — in single precision when the
-//! forcing term is ≥ 1e-4 (`mixed_precision`): their relative error (~1e-7·√m) is far below
-//! what is asked of the direction, and everything that decides (line search, gap, stopping,
-//! the polish's certificate) stays in double precision, so only the speed can change (−22 to
-//! −27 % inner time in matrix tuning at p = 100 and 200, same tuned criterion to 8 digits).
+//! forcing term is ≥ 1e-4 and m ≤ 256 (`mixed_precision`): their relative error (~1e-7·√m) is
+//! far below what is asked of the direction, and everything that decides (line search, gap,
+//! stopping, the polish's certificate) stays in double precision, so only the speed can change
+//! (−22 to −27 % inner time in matrix tuning at p = 100 and 200, same tuned criterion to 8
+//! digits; at p = 500 it was slower, hence the size limit). A single-precision CG that does not
+//! reach the forcing term within 60 iterations hands over to double precision for the rest of
+//! the solve.
 //! The step `U(α) = P(U + α D)`,
 //! α = 1, ½, … (P the projection onto the box, applied to the pair so that U stays exactly
 //! symmetric) is accepted when `S + U(α) ≻ 0` (Cholesky) and
@@ -80,9 +83,9 @@
 use crate::obn_cg::ObnCg;
 use crate::{BlockOutcome, BlockSolver, BlockStart, GlassoError, GlassoOptions};
 use ho_linalg::kernels::{axpy, dot};
-use ho_linalg::{pcg, sandwich, CgOptions, Cholesky, JacobiPreconditioner, LinearOperator};
+use ho_linalg::{pcg, sandwich, CgOptions, Cholesky, JacobiPreconditioner, LinearOperator, Status};
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 /// Two-metric projected Newton on the dual, then a primal polish (the dense-regime solver).
 ///
@@ -92,7 +95,7 @@ use std::cell::RefCell;
 /// | `polish_gap` | 1e-9 | relative dual gap (or 0.1·`tol` if larger) at which the primal is recovered and polished | > 0 |
 /// | `max_cg_iter` | 200 | CG iterations per dual Newton step | ≥ 1 |
 /// | `dense_max` | 400 | free pairs up to which the Newton system is factored densely | ≥ 0 |
-/// | `mixed_precision` | true | single-precision products in CG steps whose forcing term is ≥ 1e-4 | |
+/// | `mixed_precision` | true | single-precision products in CG steps whose forcing term is ≥ 1e-4 (systems on ≤ 256 nodes) | |
 #[derive(Debug, Clone)]
 pub struct DualPn {
     /// Shared options.
@@ -123,6 +126,16 @@ impl Default for DualPn {
 /// Smallest CG forcing term at which the dense kernel may use single precision: its products'
 /// relative error (~1e-7·√m) is then far below the accuracy asked of the Newton direction.
 const SINGLE_PRECISION_FORCING: f64 = 1e-4;
+
+/// CG iterations allowed to a single-precision solve before double precision takes over.
+const SINGLE_PRECISION_MAX_ITER: usize = 60;
+
+/// Largest Newton system (nodes touched by the free set) solved with single-precision
+/// products. Measured in matrix tuning on the paper's data: −22 to −27 % inner time at p = 100
+/// and 200, but +50 to +80 % at p = 500 (scalar stage 51 → 83 s, matrix stage 110 → 161 s;
+/// not from stalled CG solves — the 60-iteration hand-over did not change it; not
+/// understood yet).
+const SINGLE_PRECISION_MAX_NODES: usize = 256;
 
 /// Armijo constant.
 const SIGMA: f64 = 1e-4;
@@ -334,6 +347,7 @@ impl DualPn {
         theta: ArrayView2<'_, f64>,
         free: &[(usize, usize)],
         eta: f64,
+        single_ok: &Cell<bool>,
     ) -> Result<Array1<f64>, GlassoError> {
         let nz = free.len();
         let rhs: Array1<f64> = free.iter().map(|&(i, j)| theta[[i, j]]).collect();
@@ -372,21 +386,23 @@ impl DualPn {
         // Measured at p = 200: the sparse kernel and two BLAS products cost the same at
         // |Z| ≈ m²/8 (a quarter of the pairs).
         let dense = 8 * nz > m * m;
-        let op = FreeHessian {
+        let mut op = FreeHessian {
             theta: th_r.view(),
             pairs: &pairs,
             dense,
             t: RefCell::new(Array2::zeros((m, m))),
             v: RefCell::new(Array2::zeros((m, m))),
             full: RefCell::new(Array2::zeros(if dense { (m, m) } else { (0, 0) })),
-            single: (dense && self.mixed_precision && eta >= SINGLE_PRECISION_FORCING).then(|| {
-                Single {
+            single: (dense
+                && single_ok.get()
+                && m <= SINGLE_PRECISION_MAX_NODES
+                && eta >= SINGLE_PRECISION_FORCING)
+                .then(|| Single {
                     theta: th_r.mapv(|v| v as f32),
                     v: RefCell::new(Array2::zeros((m, m))),
                     t: RefCell::new(Array2::zeros((m, m))),
                     full: RefCell::new(Array2::zeros((m, m))),
-                }
-            }),
+                }),
         };
         let diag: Array1<f64> = free
             .iter()
@@ -395,6 +411,32 @@ impl DualPn {
         let pre = JacobiPreconditioner::from_diagonal(diag.view())?;
         // Start from the Jacobi step.
         let mut sol: Array1<f64> = &rhs / &diag;
+        if op.single.is_some() {
+            // Single precision first; if CG does not reach η within a small budget (its
+            // attainable accuracy, ~1e-7·κ, is above η on ill-conditioned systems), double
+            // precision takes over from there, for this step and the rest of the solve.
+            let res = pcg(
+                &op,
+                Some(&pre),
+                rhs.view(),
+                sol.view_mut(),
+                &CgOptions {
+                    rel_tol: eta,
+                    abs_tol: 0.0,
+                    max_iter: self.max_cg_iter.min(SINGLE_PRECISION_MAX_ITER),
+                },
+            );
+            if matches!(&res, Ok(r) if r.status == Status::Converged)
+                && sol.iter().all(|v| v.is_finite())
+            {
+                return Ok(sol);
+            }
+            single_ok.set(false);
+            op.single = None;
+            if !sol.iter().all(|v| v.is_finite()) {
+                sol = &rhs / &diag;
+            }
+        }
         let res = pcg(
             &op,
             Some(&pre),
@@ -426,6 +468,7 @@ impl DualPn {
         let mut free = Vec::new();
         let mut dir = Array2::<f64>::zeros((p, p));
         let mut n_iter = 0;
+        let single_ok = Cell::new(self.mixed_precision);
         // A loose tolerance needs no tight dual: the recovered primal's gap is about the dual's.
         let polish_at = self.polish_gap.max(0.1 * self.options.tol);
         trace.push(it.h);
@@ -464,7 +507,7 @@ impl DualPn {
             } else {
                 rel.clamp(1e-10, 0.1)
             };
-            let d_free = self.newton_free(th.view(), &free, eta)?;
+            let d_free = self.newton_free(th.view(), &free, eta, &single_ok)?;
             for (&(i, j), &d) in free.iter().zip(d_free.iter()) {
                 dir[[i, j]] = d;
                 dir[[j, i]] = d;
@@ -726,6 +769,49 @@ mod tests {
         let err = (&y64 - &y32).iter().fold(0.0f64, |a, v| a.max(v.abs()));
         assert!(err <= 1e-5 * scale, "error {err} of {scale}");
         assert!(err > 0.0, "the single-precision path was not taken");
+    }
+
+    #[test]
+    fn single_precision_hands_over_to_double_when_it_cannot_reach_the_forcing_term() {
+        let m = 30;
+        let pairs: Vec<(usize, usize)> = (0..m)
+            .flat_map(|i| (i + 1..m).map(move |j| (i, j)))
+            .collect();
+        let solver = DualPn {
+            dense_max: 0,
+            max_cg_iter: 5000,
+            ..Default::default()
+        };
+        let eta = 1e-4;
+        // Well conditioned: single precision reaches η. Ill conditioned (κ(Θ) = 1e4, so
+        // κ(Θ ⊗ Θ) ~ 1e8): it cannot, and double precision finishes the step.
+        for (kappa, single_stays) in [(10.0, true), (1e4, false)] {
+            let theta = ho_linalg::testing::random_spd(m, kappa, 11);
+            let single_ok = Cell::new(true);
+            let d = solver
+                .newton_free(theta.view(), &pairs, eta, &single_ok)
+                .unwrap();
+            assert_eq!(single_ok.get(), single_stays, "κ = {kappa}");
+            // The residual of the direction, in double precision.
+            let op = FreeHessian {
+                theta: theta.view(),
+                pairs: &pairs,
+                dense: true,
+                t: RefCell::new(Array2::zeros((m, m))),
+                v: RefCell::new(Array2::zeros((m, m))),
+                full: RefCell::new(Array2::zeros((m, m))),
+                single: None,
+            };
+            let rhs: Array1<f64> = pairs.iter().map(|&(i, j)| theta[[i, j]]).collect();
+            let mut md = Array1::zeros(pairs.len());
+            op.apply(d.view(), md.view_mut());
+            let res = (&md - &rhs).mapv(|v| v * v).sum().sqrt();
+            let norm = rhs.mapv(|v| v * v).sum().sqrt();
+            assert!(
+                res <= 2.0 * eta * norm,
+                "κ = {kappa}: residual {res:e} of {norm:e}"
+            );
+        }
     }
 
     #[test]
