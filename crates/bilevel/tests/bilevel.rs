@@ -287,36 +287,29 @@ fn the_matrix_stage_tolerances_keep_the_hypergradient() {
 #[test]
 fn bad_matrix_stage_tolerances_are_errors() {
     let d = paper_data(5, 100, 0.9, 7);
+    let rejects = |options: TunerOptions, field: &str| {
+        let fitted = GlassoTuner { options }.fit(d.x.view());
+        matches!(fitted, Err(ho_bilevel::BilevelError::InvalidOption { name, .. }) if name == field)
+    };
+    let weighted = TunerOptions {
+        weighted: true,
+        ..Default::default()
+    };
     for v in [0.0, 1e-2, f64::NAN] {
-        let t = GlassoTuner {
-            options: TunerOptions {
-                weighted: true,
-                matrix_inner_tol: v,
-                ..Default::default()
-            },
+        let options = TunerOptions {
+            matrix_inner_tol: v,
+            ..weighted
         };
-        assert!(matches!(
-            t.fit(d.x.view()),
-            Err(ho_bilevel::BilevelError::InvalidOption {
-                name: "matrix_inner_tol",
-                ..
-            })
-        ));
+        assert!(rejects(options, "matrix_inner_tol"), "matrix_inner_tol {v}");
     }
     for v in [0.0, 1.0, f64::NAN] {
-        let t = GlassoTuner {
-            options: TunerOptions {
-                weighted: true,
-                matrix_adjoint_tol: v,
-                ..Default::default()
-            },
+        let options = TunerOptions {
+            matrix_adjoint_tol: v,
+            ..weighted
         };
-        assert!(matches!(
-            t.fit(d.x.view()),
-            Err(ho_bilevel::BilevelError::InvalidOption {
-                name: "matrix_adjoint_tol",
-                ..
-            })
-        ));
+        assert!(
+            rejects(options, "matrix_adjoint_tol"),
+            "matrix_adjoint_tol {v}"
+        );
     }
 }

@@ -295,8 +295,7 @@ impl LinearOperator for FreeHessian<'_> {
                 v[[a, b]] = d;
                 v[[b, a]] = d;
             }
-            ndarray::linalg::general_mat_mul(1.0f32, &*v, &sp.theta, 0.0f32, &mut *t);
-            ndarray::linalg::general_mat_mul(1.0f32, &sp.theta, &*t, 0.0f32, &mut *full);
+            sandwich(sp.theta.view(), v.view(), t.view_mut(), full.view_mut());
             for (o, &(a, b)) in out.iter_mut().zip(self.pairs) {
                 *o = f64::from(full[[a, b]]);
             }
@@ -409,46 +408,40 @@ impl DualPn {
             .map(|&(i, j)| theta[[i, i]] * theta[[j, j]] + theta[[i, j]] * theta[[i, j]])
             .collect();
         let pre = JacobiPreconditioner::from_diagonal(diag.view())?;
-        // Start from the Jacobi step.
-        let mut sol: Array1<f64> = &rhs / &diag;
-        if op.single.is_some() {
-            // Single precision first; if CG does not reach η within a small budget (its
-            // attainable accuracy, ~1e-7·κ, is above η on ill-conditioned systems), double
-            // precision takes over from there, for this step and the rest of the solve.
+        let cg = |op: &FreeHessian<'_>, sol: &mut Array1<f64>, max_iter: usize| {
             let res = pcg(
-                &op,
+                op,
                 Some(&pre),
                 rhs.view(),
                 sol.view_mut(),
                 &CgOptions {
                     rel_tol: eta,
                     abs_tol: 0.0,
-                    max_iter: self.max_cg_iter.min(SINGLE_PRECISION_MAX_ITER),
+                    max_iter,
                 },
             );
-            if matches!(&res, Ok(r) if r.status == Status::Converged)
-                && sol.iter().all(|v| v.is_finite())
-            {
+            let finite = sol.iter().all(|v| v.is_finite());
+            (res, finite)
+        };
+        // Start from the Jacobi step.
+        let mut sol: Array1<f64> = &rhs / &diag;
+        if op.single.is_some() {
+            // Single precision first; if CG does not reach η within a small budget (its
+            // attainable accuracy, ~1e-7·κ, is above η on ill-conditioned systems), double
+            // precision takes over from there, for this step and the rest of the solve.
+            let budget = self.max_cg_iter.min(SINGLE_PRECISION_MAX_ITER);
+            let (res, finite) = cg(&op, &mut sol, budget);
+            if finite && matches!(&res, Ok(r) if r.status == Status::Converged) {
                 return Ok(sol);
             }
             single_ok.set(false);
             op.single = None;
-            if !sol.iter().all(|v| v.is_finite()) {
+            if !finite {
                 sol = &rhs / &diag;
             }
         }
-        let res = pcg(
-            &op,
-            Some(&pre),
-            rhs.view(),
-            sol.view_mut(),
-            &CgOptions {
-                rel_tol: eta,
-                abs_tol: 0.0,
-                max_iter: self.max_cg_iter,
-            },
-        );
-        if res.is_err() || sol.iter().any(|v| !v.is_finite()) {
+        let (res, finite) = cg(&op, &mut sol, self.max_cg_iter);
+        if res.is_err() || !finite {
             sol = &rhs / &diag;
         }
         Ok(sol)

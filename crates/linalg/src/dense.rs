@@ -13,7 +13,7 @@
 use crate::LinalgError;
 use lax::{layout::MatrixLayout, Lapack, UPLO};
 use ndarray::linalg::general_mat_mul;
-use ndarray::{Array2, ArrayView2, ArrayViewMut1, ArrayViewMut2};
+use ndarray::{Array2, ArrayView2, ArrayViewMut1, ArrayViewMut2, LinalgScalar};
 
 /// Cholesky factor `A = Uᵀ U` of an SPD matrix, reused for log-det, inverse and solves.
 #[derive(Debug, Clone)]
@@ -165,7 +165,7 @@ pub fn inverse_spd(a: ArrayView2<'_, f64>) -> Result<(Array2<f64>, f64), LinalgE
 }
 
 /// `out ← A V A` for n × n matrices, with `t` an n × n scratch (`t ← V A`): two BLAS products
-/// (4n³ flops). The Kronecker products `(A ⊗ A) vec V` of the GLASSO Newton and adjoint
+/// (4n³ flops), in double or (for `f32`) single precision. The Kronecker products `(A ⊗ A) vec V` of the GLASSO Newton and adjoint
 /// systems are this sandwich restricted to a set of entries.
 ///
 /// Serial on purpose: splitting the columns over two rayon tasks (one BLAS thread each) was
@@ -175,19 +175,19 @@ pub fn inverse_spd(a: ArrayView2<'_, f64>) -> Result<(Array2<f64>, f64), LinalgE
 ///
 /// # Panics
 /// If the shapes differ (a programmer error).
-pub fn sandwich(
-    a: ArrayView2<'_, f64>,
-    v: ArrayView2<'_, f64>,
-    mut t: ArrayViewMut2<'_, f64>,
-    mut out: ArrayViewMut2<'_, f64>,
+pub fn sandwich<A: LinalgScalar>(
+    a: ArrayView2<'_, A>,
+    v: ArrayView2<'_, A>,
+    mut t: ArrayViewMut2<'_, A>,
+    mut out: ArrayViewMut2<'_, A>,
 ) {
     let n = a.nrows();
     assert!(
         a.dim() == (n, n) && v.dim() == (n, n) && t.dim() == (n, n) && out.dim() == (n, n),
         "sandwich needs four n × n matrices"
     );
-    general_mat_mul(1.0, &v, &a, 0.0, &mut t);
-    general_mat_mul(1.0, &a, &t, 0.0, &mut out);
+    general_mat_mul(A::one(), &v, &a, A::zero(), &mut t);
+    general_mat_mul(A::one(), &a, &t, A::zero(), &mut out);
 }
 
 /// Replaces `A` by `(A + Aᵀ)/2`.

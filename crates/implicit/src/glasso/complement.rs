@@ -202,8 +202,7 @@ impl LinearOperator for SingleSandwich<'_> {
         for (k, (i, j)) in self.set.pairs().enumerate() {
             v[[i, j]] = x[k] as f32;
         }
-        ndarray::linalg::general_mat_mul(1.0f32, &*v, &self.a, 0.0f32, &mut *t);
-        ndarray::linalg::general_mat_mul(1.0f32, &self.a, &*t, 0.0f32, &mut *full);
+        sandwich(self.a.view(), v.view(), t.view_mut(), full.view_mut());
         for (o, (i, j)) in out.iter_mut().zip(self.set.pairs()) {
             *o = f64::from(full[[i, j]]);
         }
@@ -216,6 +215,20 @@ mod tests {
     use crate::glasso::operator::kronecker_matrix;
     use ho_linalg::testing::random_spd;
     use ho_linalg::Cholesky;
+
+    /// `M⁻¹ b` by a dense Cholesky factorization of `M = (W ⊗ W)_{E,E}`.
+    fn exact_adjoint(w: &Array2<f64>, active: &ActiveSet, b: &Array1<f64>) -> Array1<f64> {
+        let mut exact = b.clone();
+        Cholesky::factor(kronecker_matrix(w.view(), active).view())
+            .unwrap()
+            .solve_inplace(exact.view_mut())
+            .unwrap();
+        exact
+    }
+
+    fn max_abs(v: &Array1<f64>) -> f64 {
+        v.iter().fold(0.0_f64, |m, x| m.max(x.abs()))
+    }
 
     fn opts(cg: CgOptions) -> HypergradOptions {
         HypergradOptions {
@@ -266,13 +279,8 @@ mod tests {
             .pairs()
             .map(|(i, j)| ((5 * i + 3 * j) % 13) as f64 - 6.0 + if i == j { 3.0 } else { 0.0 })
             .collect();
-        let k = kronecker_matrix(w.view(), &active);
-        let mut exact = b.clone();
-        Cholesky::factor(k.view())
-            .unwrap()
-            .solve_inplace(exact.view_mut())
-            .unwrap();
-        let scale = exact.mapv(f64::abs).fold(0.0_f64, |m, &x| m.max(x));
+        let exact = exact_adjoint(&w, &active, &b);
+        let scale = max_abs(&exact);
         let cg = CgOptions {
             rel_tol: 1e-10,
             abs_tol: 0.0,
@@ -295,9 +303,7 @@ mod tests {
             )
             .unwrap();
             assert_eq!(sol.report.status, Status::Converged);
-            let err = (&sol.u - &exact)
-                .mapv(f64::abs)
-                .fold(0.0_f64, |m, &x| m.max(x));
+            let err = max_abs(&(&sol.u - &exact));
             assert!(
                 err <= 1e-8 * scale,
                 "mixed {mixed_precision}: {err:e} of {scale:e}"
@@ -315,8 +321,8 @@ mod tests {
         RestrictedKronecker::new(theta.view(), &zset, Kernel::Dense)
             .apply(x.view(), y64.view_mut());
         SingleSandwich::new(theta.view(), &zset).apply(x.view(), y32.view_mut());
-        let scale = y64.mapv(f64::abs).fold(0.0_f64, |m, &v| m.max(v));
-        let err = (&y64 - &y32).mapv(f64::abs).fold(0.0_f64, |m, &v| m.max(v));
+        let scale = max_abs(&y64);
+        let err = max_abs(&(&y64 - &y32));
         assert!(err <= 1e-5 * scale && err > 0.0, "{err:e} of {scale:e}");
     }
 
@@ -335,12 +341,7 @@ mod tests {
                 .pairs()
                 .map(|(i, j)| ((3 * i + 7 * j) % 11) as f64 - 5.0 + if i == j { 2.0 } else { 0.0 })
                 .collect();
-            let k = kronecker_matrix(w.view(), &active);
-            let mut exact = b.clone();
-            Cholesky::factor(k.view())
-                .unwrap()
-                .solve_inplace(exact.view_mut())
-                .unwrap();
+            let exact = exact_adjoint(&w, &active, &b);
             let cg = CgOptions {
                 rel_tol: 1e-12,
                 abs_tol: 0.0,
@@ -356,10 +357,8 @@ mod tests {
                 None,
             )
             .unwrap();
-            let err = (&sol.u - &exact)
-                .mapv(f64::abs)
-                .fold(0.0_f64, |m, &x| m.max(x));
-            let scale = exact.mapv(f64::abs).fold(0.0_f64, |m, &x| m.max(x));
+            let err = max_abs(&(&sol.u - &exact));
+            let scale = max_abs(&exact);
             assert!(
                 err <= 1e-8 * scale,
                 "p {p} keep {keep}: error {err:e}, scale {scale:e}"
@@ -445,9 +444,7 @@ mod tests {
         .unwrap();
         assert!(cold.report.n_iter >= 5, "{}", cold.report.n_iter);
         assert!(warm.report.n_iter <= 2, "{}", warm.report.n_iter);
-        let diff = (&warm.u - &cold.u)
-            .mapv(f64::abs)
-            .fold(0.0_f64, |m, &x| m.max(x));
-        assert!(diff <= 1e-8 * cold.u.mapv(f64::abs).fold(0.0_f64, |m, &x| m.max(x)));
+        let diff = max_abs(&(&warm.u - &cold.u));
+        assert!(diff <= 1e-8 * max_abs(&cold.u));
     }
 }
