@@ -461,7 +461,10 @@ mod tests {
             "{:e}",
             max_abs(&residual)
         );
-        assert!(max_abs(&(&d * &(1.0 - &mask))) <= 0.0, "D is not zero off F");
+        assert!(
+            max_abs(&(&d * &(1.0 - &mask))) <= 0.0,
+            "D is not zero off F"
+        );
         // The same direction as CG on F.
         let mut d_cg = Array2::zeros((p, p));
         ObnCg {
