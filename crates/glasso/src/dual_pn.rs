@@ -741,6 +741,20 @@ mod tests {
         empirical_covariance(d.x.view(), false).unwrap()
     }
 
+    /// Same support as NewtonCd's tight solution and entries within 1e-7.
+    fn assert_matches_newton_cd(fit: &crate::GlassoFit, problem: &GlassoProblem<'_>) {
+        let reference = crate::NewtonCd {
+            options: tight(),
+            ..Default::default()
+        }
+        .solve(problem, None)
+        .unwrap();
+        for (a, b) in fit.precision.iter().zip(reference.precision.iter()) {
+            assert_eq!(*a != 0.0, *b != 0.0);
+            assert!((a - b).abs() <= 1e-7 * b.abs().max(1.0));
+        }
+    }
+
     #[test]
     fn weighted_penalized_diagonal_matches_newton_cd() {
         let p = 30;
@@ -758,16 +772,7 @@ mod tests {
         };
         let fit = solver.solve(&problem, None).unwrap();
         assert_eq!(fit.status, Status::Converged);
-        let reference = crate::NewtonCd {
-            options: tight(),
-            ..Default::default()
-        }
-        .solve(&problem, None)
-        .unwrap();
-        for (a, b) in fit.precision.iter().zip(reference.precision.iter()) {
-            assert_eq!(*a != 0.0, *b != 0.0);
-            assert!((a - b).abs() <= 1e-7 * b.abs().max(1.0));
-        }
+        assert_matches_newton_cd(&fit, &problem);
         assert!(fit.dual_gap.abs() <= 1e-10 * fit.objective.abs().max(1.0));
         assert!(fit.kkt_residual <= 1e-9);
         let wt = fit.covariance.dot(&fit.precision);
@@ -795,16 +800,7 @@ mod tests {
         let fit = solver.solve(&problem, None).unwrap();
         assert_eq!(fit.status, Status::Converged);
         assert!(fit.relative_gap() <= 1e-12 && fit.kkt_residual <= 1e-10);
-        let reference = crate::NewtonCd {
-            options: tight(),
-            ..Default::default()
-        }
-        .solve(&problem, None)
-        .unwrap();
-        for (a, b) in fit.precision.iter().zip(reference.precision.iter()) {
-            assert_eq!(*a != 0.0, *b != 0.0);
-            assert!((a - b).abs() <= 1e-7 * b.abs().max(1.0));
-        }
+        assert_matches_newton_cd(&fit, &problem);
     }
 
     #[test]
