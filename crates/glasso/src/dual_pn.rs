@@ -130,8 +130,8 @@ impl Default for DualPn {
         Self {
             options: GlassoOptions::default(),
             polish_gap: 1e-9,
-            max_cg_iter: 200,
-            dense_max: 400,
+            max_cg_iter: PairSystem::default().max_cg_iter,
+            dense_max: PairSystem::default().dense_max,
             mixed_precision: true,
             polish_max_iter: 10,
         }
@@ -398,6 +398,16 @@ pub(crate) struct PairSystem {
     pub dense_max: usize,
     /// CG iteration budget.
     pub max_cg_iter: usize,
+}
+
+impl Default for PairSystem {
+    /// DualPn's defaults.
+    fn default() -> Self {
+        Self {
+            dense_max: 400,
+            max_cg_iter: 200,
+        }
+    }
 }
 
 impl PairSystem {
@@ -860,14 +870,19 @@ mod tests {
         }
     }
 
+    /// The pairs i < j of m nodes that `keep` selects.
+    fn pairs_where(m: usize, keep: impl Fn(usize, usize) -> bool) -> Vec<(usize, usize)> {
+        (0..m)
+            .flat_map(|i| (i + 1..m).map(move |j| (i, j)))
+            .filter(|&(i, j)| keep(i, j))
+            .collect()
+    }
+
     #[test]
     fn single_precision_products_match_double_to_single_accuracy() {
         let m = 40;
         let theta = ho_linalg::testing::random_spd(m, 100.0, 5);
-        let pairs: Vec<(usize, usize)> = (0..m)
-            .flat_map(|i| (i + 1..m).map(move |j| (i, j)))
-            .filter(|&(i, j)| (i + 2 * j) % 3 != 0)
-            .collect();
+        let pairs = pairs_where(m, |i, j| (i + 2 * j) % 3 != 0);
         let make = |single: bool| FreeHessian::new(theta.view(), &pairs, true, single);
         let x = Array1::from_shape_fn(pairs.len(), |k| (k as f64 * 0.61).sin());
         let (mut y64, mut y32) = (Array1::zeros(pairs.len()), Array1::zeros(pairs.len()));
@@ -884,11 +899,9 @@ mod tests {
         let m = 23;
         let theta = ho_linalg::testing::random_spd(m, 50.0, 9);
         // A sparse pattern: node 9 in no pair, node 4 paired with every later node.
-        let pairs: Vec<(usize, usize)> = (0..m)
-            .flat_map(|i| (i + 1..m).map(move |j| (i, j)))
-            .filter(|&(i, j)| i == 4 || (i * 7 + j * 3) % 11 == 0)
-            .filter(|&(i, j)| i != 9 && j != 9)
-            .collect();
+        let pairs = pairs_where(m, |i, j| {
+            (i == 4 || (i * 7 + j * 3) % 11 == 0) && i != 9 && j != 9
+        });
         let x = Array1::from_shape_fn(pairs.len(), |k| (k as f64 * 1.3).cos());
         let (mut sparse, mut dense) = (Array1::zeros(pairs.len()), Array1::zeros(pairs.len()));
         FreeHessian::new(theta.view(), &pairs, false, false).apply(x.view(), sparse.view_mut());
@@ -922,9 +935,7 @@ mod tests {
     #[test]
     fn single_precision_hands_over_to_double_when_it_cannot_reach_the_forcing_term() {
         let m = 30;
-        let pairs: Vec<(usize, usize)> = (0..m)
-            .flat_map(|i| (i + 1..m).map(move |j| (i, j)))
-            .collect();
+        let pairs = pairs_where(m, |_, _| true);
         let solver = DualPn {
             dense_max: 0,
             max_cg_iter: 5000,

@@ -68,10 +68,6 @@ use std::cell::{Cell, RefCell};
 
 /// Relative residual of the complement's system, as a fraction of the forcing term.
 const COMPLEMENT_ETA: f64 = 0.1;
-/// CG budget of the complement's system.
-const COMPLEMENT_MAX_CG_ITER: usize = 200;
-/// Largest complement factored densely.
-const COMPLEMENT_DENSE_MAX: usize = 400;
 
 /// Orthant-based Newton–CG (the dense-regime solver).
 ///
@@ -301,11 +297,8 @@ impl ObnCg {
         sandwich(theta, neg_g, t.view_mut(), d.view_mut());
         if !fixed.is_empty() {
             let rhs: Array1<f64> = fixed.iter().map(|&(i, j)| d[[i, j]]).collect();
-            let system = PairSystem {
-                dense_max: COMPLEMENT_DENSE_MAX,
-                max_cg_iter: COMPLEMENT_MAX_CG_ITER,
-            };
-            let y = system.solve(theta, fixed, rhs, COMPLEMENT_ETA * eta, single_ok)?;
+            let y =
+                PairSystem::default().solve(theta, fixed, rhs, COMPLEMENT_ETA * eta, single_ok)?;
             v.assign(&neg_g);
             for (&(i, j), &yk) in fixed.iter().zip(y.iter()) {
                 v[[i, j]] = -yk;

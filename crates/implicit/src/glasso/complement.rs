@@ -237,6 +237,27 @@ mod tests {
         }
     }
 
+    /// [`solve_by_complement`] with the CG options `cg` (defaults otherwise) and no
+    /// preconditioner for a finishing CG on M.
+    fn solve(
+        theta: &Array2<f64>,
+        w: &Array2<f64>,
+        active: &ActiveSet,
+        b: &Array1<f64>,
+        cg: CgOptions,
+        warm_u: Option<ArrayView1<'_, f64>>,
+    ) -> Result<ComplementSolution, ImplicitError> {
+        solve_by_complement(
+            theta.view(),
+            w.view(),
+            active,
+            b.view(),
+            &opts(cg),
+            None,
+            warm_u,
+        )
+    }
+
     /// A precision matrix with a given fraction of exact zeros (symmetric, positive definite
     /// by diagonal dominance) and its inverse.
     fn sparse_pd(p: usize, keep: f64, seed: u64) -> (Array2<f64>, Array2<f64>) {
@@ -347,16 +368,7 @@ mod tests {
                 abs_tol: 0.0,
                 max_iter: 1000,
             };
-            let sol = solve_by_complement(
-                theta.view(),
-                w.view(),
-                &active,
-                b.view(),
-                &opts(cg),
-                None,
-                None,
-            )
-            .unwrap();
+            let sol = solve(&theta, &w, &active, &b, cg, None).unwrap();
             let err = max_abs(&(&sol.u - &exact));
             let scale = max_abs(&exact);
             assert!(
@@ -384,31 +396,14 @@ mod tests {
             abs_tol: 0.0,
             max_iter: 1,
         };
-        let r = solve_by_complement(
-            theta.view(),
-            w.view(),
-            &active,
-            b.view(),
-            &opts(loose),
-            None,
-            None,
-        );
+        let r = solve(&theta, &w, &active, &b, loose, None);
         // the finishing CG shares the budget of 1 iteration and fails loudly, not silently
         assert!(matches!(r, Err(ImplicitError::LinearSolveFailed { .. })));
         let enough = CgOptions {
             max_iter: 500,
             ..loose
         };
-        let sol = solve_by_complement(
-            theta.view(),
-            w.view(),
-            &active,
-            b.view(),
-            &opts(enough),
-            None,
-            None,
-        )
-        .unwrap();
+        let sol = solve(&theta, &w, &active, &b, enough, None).unwrap();
         assert!(sol.report.residual_norm <= 1e-12 * b.dot(&b).sqrt());
     }
 
@@ -422,26 +417,8 @@ mod tests {
             abs_tol: 0.0,
             max_iter: 1000,
         };
-        let cold = solve_by_complement(
-            theta.view(),
-            w.view(),
-            &active,
-            b.view(),
-            &opts(cg),
-            None,
-            None,
-        )
-        .unwrap();
-        let warm = solve_by_complement(
-            theta.view(),
-            w.view(),
-            &active,
-            b.view(),
-            &opts(cg),
-            None,
-            Some(cold.u.view()),
-        )
-        .unwrap();
+        let cold = solve(&theta, &w, &active, &b, cg, None).unwrap();
+        let warm = solve(&theta, &w, &active, &b, cg, Some(cold.u.view())).unwrap();
         assert!(cold.report.n_iter >= 5, "{}", cold.report.n_iter);
         assert!(warm.report.n_iter <= 2, "{}", warm.report.n_iter);
         let diff = max_abs(&(&warm.u - &cold.u));
