@@ -39,10 +39,15 @@
 //! The step is projected on the orthant: `Θ⁺ = P_z(Θ + α D)` (entries leaving their orthant
 //! are set to 0), α = 1, ½, …, accepted when Θ⁺ ≻ 0 (Cholesky) and
 //! `Φ(Θ⁺) ≤ Φ(Θ) + σ ⟨g, Θ⁺ − Θ⟩` up to the rounding of Φ (16 ε (|Φ| + |⟨S, Θ⁺⟩|)). When
-//! the predicted decrease of the full step is itself below that rounding, Φ cannot judge the
-//! step and the full step is taken (if Θ⁺ ≻ 0): near the solution of large problems the
-//! computed change of Φ is noise, and backtracking on it stalled the polish of DualPn at
-//! p = 500 for 24 steps (38 s). W is recomputed from the accepted factor.
+//! the predicted change of Φ for the full step is itself below that rounding (in absolute
+//! value: a predicted increase is never taken), Φ cannot judge the step and the full step is
+//! taken (if Θ⁺ ≻ 0): near the solution of large problems the computed change of Φ is noise,
+//! and backtracking on it stalled the polish of DualPn at p = 500 for 24 steps (38 s). When
+//! the projected full step clipped entries and is rejected, the point where only the clipped
+//! nonzero entries are set to zero is tried before backtracking: entries of size ~1e-12 on the
+//! wrong side of zero otherwise stalled the polish at p = 1000 (every projected step predicted
+//! an increase outside them and was cut to α ≈ 1e-8); at zero, the next step picks their
+//! orthant from the soft-thresholded gradient. W is recomputed from the accepted factor.
 //!
 //! # Stopping
 //! Relative duality gap ≤ `tol` and KKT residual ≤ `kkt_tol`, checked before each step, or
@@ -164,7 +169,7 @@ impl BlockSolver for ObnCg {
             });
         }
         let p = s.nrows();
-        let s_norm = s.iter().map(|v| v * v).sum::<f64>().sqrt();
+        let s_norm = frobenius_norm(s);
         let mut it = Iterate::from_start(start)?;
         let mut g = Array2::<f64>::zeros((p, p));
         let mut z = Array2::<f64>::zeros((p, p));
@@ -205,13 +210,13 @@ impl BlockSolver for ObnCg {
                     }
                 }
             }
-            let g_norm = g.iter().map(|v| v * v).sum::<f64>().sqrt();
+            let g_norm = frobenius_norm(g.view());
             Zip::from(&mut neg_g).and(&g).for_each(|n, &v| *n = -v);
             let eta = (g_norm / (1.0 + s_norm)).sqrt().clamp(1e-12, 0.5);
             fixed_pairs(mask.view(), &mut fixed);
             if fixed.len() as f64 <= self.complement_fraction * (p * (p - 1) / 2) as f64 {
                 self.direction_by_complement(
-                    it.theta.view(),
+                    &it,
                     neg_g.view(),
                     mask.view(),
                     &fixed,
@@ -281,10 +286,18 @@ impl ObnCg {
     /// The same Newton direction through the complement Z of F (module docs):
     /// `C = Θ R Θ` with R = −g on F, solve `(Θ Y Θ)_Z = C_Z` for Y on Z, then
     /// `D = (Θ (R − Y) Θ)_F`.
+    ///
+    /// D is a difference, and near the solution its two terms can nearly cancel: the Z
+    /// solve's error (relative residual 0.1·η) then becomes a large relative error of D. When
+    /// ‖D‖ < 0.1·‖C‖ the Newton residual `‖(W D W)_F + g_F‖` is computed (two products); while
+    /// it is above η‖g_F‖, D is recomputed with the Z system solved tighter by the factor
+    /// still missing (halved), at most [`COMPLEMENT_RESOLVES`] times. (Correcting D by the same
+    /// formula on the residual, iterative refinement, diverged in a test where the
+    /// amplification exceeded 1/(0.1·η).)
     #[allow(clippy::too_many_arguments)]
     fn direction_by_complement(
         &self,
-        theta: ArrayView2<'_, f64>,
+        it: &Iterate,
         neg_g: ArrayView2<'_, f64>,
         mask: ArrayView2<'_, f64>,
         fixed: &[(usize, usize)],
@@ -293,12 +306,68 @@ impl ObnCg {
         scratch: &mut (Array2<f64>, Array2<f64>),
         mut d: ArrayViewMut2<'_, f64>,
     ) -> Result<(), GlassoError> {
+        let theta = it.theta.view();
+        let mut z_eta = COMPLEMENT_ETA * eta;
+        let c_norm = Self::complement_pass(
+            theta,
+            neg_g,
+            mask,
+            fixed,
+            z_eta,
+            single_ok,
+            scratch,
+            d.view_mut(),
+        )?;
+        if fixed.is_empty() || frobenius_norm(d.view()) >= COMPLEMENT_ETA * c_norm {
+            return Ok(());
+        }
+        let target = eta * frobenius_norm(neg_g);
+        let p = theta.nrows();
+        let mut r = Array2::<f64>::zeros((p, p));
+        for _ in 0..COMPLEMENT_RESOLVES {
+            sandwich(it.w.view(), d.view(), scratch.0.view_mut(), r.view_mut());
+            Zip::from(&mut r)
+                .and(neg_g)
+                .and(mask)
+                .for_each(|ri, &ng, &m| *ri = (ng - *ri) * m);
+            let r_norm = frobenius_norm(r.view());
+            if !(r_norm > target) || z_eta <= MIN_COMPLEMENT_ETA {
+                break;
+            }
+            z_eta = (0.5 * z_eta * target / r_norm).max(MIN_COMPLEMENT_ETA);
+            Self::complement_pass(
+                theta,
+                neg_g,
+                mask,
+                fixed,
+                z_eta,
+                single_ok,
+                scratch,
+                d.view_mut(),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// One pass of the complement formula, the Z system solved to the relative residual
+    /// `z_eta`; returns ‖C‖ = ‖Θ R Θ‖, the scale of D's error.
+    #[allow(clippy::too_many_arguments)]
+    fn complement_pass(
+        theta: ArrayView2<'_, f64>,
+        neg_g: ArrayView2<'_, f64>,
+        mask: ArrayView2<'_, f64>,
+        fixed: &[(usize, usize)],
+        z_eta: f64,
+        single_ok: &Cell<bool>,
+        scratch: &mut (Array2<f64>, Array2<f64>),
+        mut d: ArrayViewMut2<'_, f64>,
+    ) -> Result<f64, GlassoError> {
         let (t, v) = scratch;
         sandwich(theta, neg_g, t.view_mut(), d.view_mut());
+        let c_norm = frobenius_norm(d.view());
         if !fixed.is_empty() {
             let rhs: Array1<f64> = fixed.iter().map(|&(i, j)| d[[i, j]]).collect();
-            let y =
-                PairSystem::default().solve(theta, fixed, rhs, COMPLEMENT_ETA * eta, single_ok)?;
+            let y = PairSystem::default().solve(theta, fixed, rhs, z_eta, single_ok)?;
             v.assign(&neg_g);
             for (&(i, j), &yk) in fixed.iter().zip(y.iter()) {
                 v[[i, j]] = -yk;
@@ -307,8 +376,20 @@ impl ObnCg {
             sandwich(theta, v.view(), t.view_mut(), d.view_mut());
         }
         Zip::from(&mut d).and(mask).for_each(|o, &m| *o *= m);
-        Ok(())
+        Ok(c_norm)
     }
+}
+
+/// Recomputations of a complement direction whose terms cancelled (see
+/// `ObnCg::direction_by_complement`).
+const COMPLEMENT_RESOLVES: usize = 3;
+
+/// Tightest relative residual asked of the complement's Z system (CG's attainable accuracy
+/// is about eps·κ).
+const MIN_COMPLEMENT_ETA: f64 = 1e-13;
+
+fn frobenius_norm(a: ArrayView2<'_, f64>) -> f64 {
+    frobenius_inner(a, a).sqrt()
 }
 
 /// The off-diagonal pairs k < l outside the free set (mask 0).
@@ -329,6 +410,14 @@ fn flat(a: &Array2<f64>, p: usize) -> ArrayView1<'_, f64> {
 }
 
 /// Backtracking along `d` with the orthant projection; `None` if no step is accepted.
+///
+/// When the projected full step clips entries (the Newton step wants them across zero) and is
+/// rejected, the point where only those entries are set to zero is tried once before
+/// backtracking. Measured at p = 1000 (λ ≈ 4e-5·λ_max, tuning): twelve entries of size
+/// ~1e-12 on the wrong side of zero were clipped back at every step, every projected step
+/// predicted an increase of Φ outside those entries, the steps were cut to α ≈ 1e-8, and the
+/// polish stalled for its whole budget. Set to zero, such entries get their orthant from the
+/// soft-thresholded gradient at the next step.
 #[allow(clippy::too_many_arguments)]
 fn orthant_line_search(
     it: &Iterate,
@@ -340,12 +429,12 @@ fn orthant_line_search(
     s: ArrayView2<'_, f64>,
     lam: ArrayView2<'_, f64>,
 ) -> Result<Option<Iterate>, GlassoError> {
-    const SIGMA: f64 = 1e-4;
     let p = it.theta.nrows();
-    let mut alpha = 1.0;
     let mut cand = Array2::<f64>::zeros((p, p));
+    let mut alpha = 1.0;
     for trial in 0..50 {
         let mut decrease = 0.0;
+        let mut clipped = false;
         Zip::from(&mut cand)
             .and(&it.theta)
             .and(d)
@@ -356,29 +445,42 @@ fn orthant_line_search(
                 let mut v = t + alpha * dd * m;
                 if m != 0.0 && v * zz < 0.0 {
                     v = 0.0;
+                    clipped = true;
                 }
                 decrease += gg * (v - t);
                 *c = v;
             });
-        if let Ok(chol) = Cholesky::factor(cand.view()) {
-            let logdet = chol.logdet();
-            let lin = frobenius_inner(s, cand.view());
-            let f_new = -logdet + lin + penalty_value(cand.view(), lam);
-            let allowance = 16.0 * f64::EPSILON * (f.abs() + lin.abs());
-            // A full step whose predicted decrease is below the rounding of Φ cannot be judged
-            // by Φ (near the solution of large problems its computed change is noise, and
-            // backtracking on noise stalled the convergence at p = 500): it is taken as long
-            // as Θ⁺ ≻ 0; the certificate at the next iterate judges it.
-            let unresolvable = trial == 0 && -decrease <= allowance;
-            if f_new.is_finite()
-                && (unresolvable || f_new <= f + SIGMA * decrease.min(0.0) + allowance)
-            {
-                let w = chol.into_inverse()?;
-                return Ok(Some(Iterate {
-                    theta: cand,
-                    w,
-                    logdet,
-                }));
+        // A full step whose predicted decrease is below the rounding of Φ cannot be judged
+        // by Φ (near the solution of large problems its computed change is noise, and
+        // backtracking on noise stalled the convergence at p = 500): it is taken as long as
+        // Θ⁺ ≻ 0; the certificate at the next iterate judges it.
+        if let Some(next) = accept(&cand, decrease, trial == 0, f, s, lam)? {
+            return Ok(Some(next));
+        }
+        if trial == 0 && clipped {
+            // Only the clipped entries move, to zero: for an entry on the wrong side of zero
+            // this is a descent move at first order (its pseudo-gradient has its sign), and
+            // from zero the next step picks its orthant from the soft-thresholded gradient.
+            let (mut decrease, mut snapped) = (0.0, false);
+            Zip::from(&mut cand)
+                .and(&it.theta)
+                .and(d)
+                .and(z)
+                .and(mask)
+                .and(g)
+                .for_each(|c, &t, &dd, &zz, &m, &gg| {
+                    *c = if t != 0.0 && m != 0.0 && (t + dd * m) * zz < 0.0 {
+                        decrease -= gg * t;
+                        snapped = true;
+                        0.0
+                    } else {
+                        t
+                    };
+                });
+            if snapped {
+                if let Some(next) = accept(&cand, decrease, true, f, s, lam)? {
+                    return Ok(Some(next));
+                }
             }
         }
         alpha *= 0.5;
@@ -386,10 +488,41 @@ fn orthant_line_search(
     Ok(None)
 }
 
+/// The iterate at `cand` if `Θ⁺ = cand ≻ 0` and `Φ(Θ⁺) ≤ Φ + σ·min(decrease, 0)` up to the
+/// rounding of Φ (or, with `take_unresolvable`, when the predicted decrease is itself below
+/// that rounding).
+fn accept(
+    cand: &Array2<f64>,
+    decrease: f64,
+    take_unresolvable: bool,
+    f: f64,
+    s: ArrayView2<'_, f64>,
+    lam: ArrayView2<'_, f64>,
+) -> Result<Option<Iterate>, GlassoError> {
+    const SIGMA: f64 = 1e-4;
+    let Ok(chol) = Cholesky::factor(cand.view()) else {
+        return Ok(None);
+    };
+    let logdet = chol.logdet();
+    let lin = frobenius_inner(s, cand.view());
+    let f_new = -logdet + lin + penalty_value(cand.view(), lam);
+    let allowance = 16.0 * f64::EPSILON * (f.abs() + lin.abs());
+    let unresolvable = take_unresolvable && decrease.abs() <= allowance;
+    if f_new.is_finite() && (unresolvable || f_new <= f + SIGMA * decrease.min(0.0) + allowance) {
+        let w = chol.into_inverse()?;
+        return Ok(Some(Iterate {
+            theta: cand.clone(),
+            w,
+            logdet,
+        }));
+    }
+    Ok(None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{problem, tight};
+    use crate::test_support::{assert_certified, problem, tight};
     use crate::{lambda_max, GlassoProblem, GlassoSolver, Penalty, Status};
 
     /// Θ ≻ 0 with W = Θ⁻¹, a free mask (diagonal in F, every third off-diagonal pair out),
@@ -436,7 +569,7 @@ mod tests {
         let mut d = Array2::zeros((p, p));
         solver
             .direction_by_complement(
-                it.theta.view(),
+                &it,
                 neg_g.view(),
                 mask.view(),
                 &fixed,
@@ -470,6 +603,129 @@ mod tests {
             "{:e}",
             max_abs(&(&d - &d_cg))
         );
+    }
+
+    #[test]
+    fn a_complement_direction_whose_terms_cancel_is_recomputed_to_the_forcing_term() {
+        // A Newton system whose solution D = (u uᵀ)_F (u the top eigenvector of an
+        // ill-conditioned W) is small next to C = Θ R Θ: D = (Θ (R − Y) Θ)_F cancels, and one
+        // pass with the Z system at 0.1·η misses the forcing term.
+        let p = 90;
+        let (start, mask, _) = newton_system(p);
+        let w = &start.w + &(Array2::<f64>::eye(p) * (1e-3 - 0.1));
+        let theta = Cholesky::factor(w.view()).unwrap().into_inverse().unwrap();
+        let it = Iterate {
+            theta,
+            w,
+            logdet: 0.0,
+        };
+        let mut fixed = Vec::new();
+        fixed_pairs(mask.view(), &mut fixed);
+        // More pairs than the dense factorization takes: the Z system is solved by CG.
+        assert!(fixed.len() > PairSystem::default().dense_max);
+        let mut u = Array1::<f64>::ones(p);
+        for _ in 0..300 {
+            u = it.w.dot(&u);
+            u /= u.dot(&u).sqrt();
+        }
+        let d_true = Array2::from_shape_fn((p, p), |(i, j)| u[i] * u[j] * mask[[i, j]]);
+        let neg_g = &it.w.dot(&d_true).dot(&it.w) * &mask;
+        let neg_g = (&neg_g + &neg_g.t()) * 0.5;
+        let residual = |d: &Array2<f64>| {
+            let wdw = it.w.dot(d).dot(&it.w);
+            frobenius_norm(((&wdw * &mask) - &neg_g).view())
+        };
+        let g_norm = frobenius_norm(neg_g.view());
+        let mut scratch = (Array2::zeros((p, p)), Array2::zeros((p, p)));
+        let direction = |eta: f64, scratch: &mut (Array2<f64>, Array2<f64>)| {
+            let mut d = Array2::zeros((p, p));
+            ObnCg::default()
+                .direction_by_complement(
+                    &it,
+                    neg_g.view(),
+                    mask.view(),
+                    &fixed,
+                    eta,
+                    &Cell::new(false),
+                    scratch,
+                    d.view_mut(),
+                )
+                .unwrap();
+            d
+        };
+        let eta = 0.3;
+        let mut once = Array2::zeros((p, p));
+        let c_norm = ObnCg::complement_pass(
+            it.theta.view(),
+            neg_g.view(),
+            mask.view(),
+            &fixed,
+            COMPLEMENT_ETA * eta,
+            &Cell::new(false),
+            &mut scratch,
+            once.view_mut(),
+        )
+        .unwrap();
+        assert!(
+            frobenius_norm(once.view()) < COMPLEMENT_ETA * c_norm,
+            "no cancellation"
+        );
+        assert!(
+            residual(&once) > eta * g_norm,
+            "one pass meets η: {:e}",
+            residual(&once)
+        );
+        let d = direction(eta, &mut scratch);
+        assert!(
+            residual(&d) <= eta * g_norm,
+            "{:e} > {:e}",
+            residual(&d),
+            eta * g_norm
+        );
+        // Tight: the exact solution.
+        let d = direction(1e-9, &mut scratch);
+        let err = max_abs(&(&d - &d_true));
+        assert!(err <= 1e-5 * max_abs(&d_true), "{err:e}");
+    }
+
+    #[test]
+    fn entries_whose_newton_step_crosses_zero_do_not_stall_the_polish() {
+        // Start at the solution with its smallest nonzero off-diagonal entries replaced by
+        // tiny values of the wrong sign: the Newton step takes them back across zero, which
+        // the orthant projection alone clips at every step.
+        let p = 30;
+        let (s, lam) = problem(p, 10 * p, 0.01, 7);
+        let problem = GlassoProblem::new(s.view(), Penalty::Matrix(lam.clone()));
+        let reference = ObnCg {
+            options: tight(100),
+            ..Default::default()
+        }
+        .solve(&problem, None)
+        .unwrap();
+        let mut theta = reference.precision.clone();
+        let mut entries: Vec<(usize, usize)> = (0..p)
+            .flat_map(|i| (i + 1..p).map(move |j| (i, j)))
+            .filter(|&(i, j)| theta[[i, j]] != 0.0)
+            .collect();
+        entries.sort_by(|a, b| theta[[a.0, a.1]].abs().total_cmp(&theta[[b.0, b.1]].abs()));
+        for &(i, j) in entries.iter().take(4) {
+            let v = -1e-12 * theta[[i, j]].signum();
+            theta[[i, j]] = v;
+            theta[[j, i]] = v;
+        }
+        let covariance = Cholesky::factor(theta.view())
+            .and_then(Cholesky::into_inverse)
+            .unwrap();
+        let out = ObnCg {
+            options: tight(20),
+            ..Default::default()
+        }
+        .solve_block(s.view(), lam.view(), BlockStart { theta, covariance })
+        .unwrap();
+        assert_certified(&out, &s, &lam);
+        assert!(out.n_iter <= 5, "{} Newton steps", out.n_iter);
+        let diff = max_abs(&(&out.theta - &reference.precision));
+        assert!(diff <= 1e-8 * max_abs(&reference.precision), "{diff:e}");
     }
 
     #[test]
