@@ -56,8 +56,10 @@
 //! Φ(Θ) − (log det(S + U) + p) = Σ_kl (Λ_kl |Θ_kl| − U_kl Θ_kl) ≥ 0
 //! ```
 //!
-//! Once its relative value is ≤ `polish_gap` (or the step budget or the line search runs
-//! out), the support `E` = complement of the free set Z is read off the dual, Θ is set to
+//! Once its relative value is ≤ `polish_gap` (or 0.1·`tol` if larger; 1000× smaller when
+//! at most 1/8 of the pairs are free, where a dual step costs a fraction of a polish step —
+//! at p = 1000 in matrix tuning two more dual steps of 0.2 s replaced 3–10 polish steps of
+//! ~1.2 s), or the step budget or the line search runs out, the support `E` = complement of the free set Z is read off the dual, Θ is set to
 //! exactly 0 on Z, and the primal is polished by [`ObnCg`] from that start (Θ's Cholesky
 //! factor gives W): with the right support this is a smooth Newton method on E with fixed
 //! signs, which usually stops at once (the recovered pair already meets the tolerances) or
@@ -66,10 +68,13 @@
 //! same form as the dual's, [`PairSystem`]): a polishing step costs about one dual step (at
 //! p = 500 it cost 1.3 s through CG on the support, ~0.1 s through the complement). When the
 //! polish has not converged after `polish_max_iter` Newton steps, or its line search fails,
-//! [`Bcd`] finishes from its last point: in matrix tuning at p = 1000 (penalty entries spread
-//! over decades) the hand-over support was off by pairs whose tiny Λ_kl hides them from the
-//! dual gap, and the orthant steps of the polish then crawled (197 steps, 100 s, ending
-//! unconverged) where block coordinate descent converges linearly.
+//! the dual phase runs again from the polish's last point to a 1000× smaller gap and the
+//! primal is recovered and polished again; after that second round, [`Bcd`] finishes. In
+//! matrix tuning at p = 1000 (penalty entries spread over decades) the hand-over support was
+//! off by pairs whose tiny Λ_kl hides them from the dual gap, and the orthant steps of the
+//! polish crawled (once 197 steps, 100 s, ending unconverged); Bcd alone then needed ~190
+//! sweeps of ~1 s and still missed the gap, while the second dual round (two steps) gave a
+//! primal that certified at once.
 //!
 //! # Stopping
 //! Relative duality gap ≤ `tol` and KKT residual ≤ `kkt_tol` on the polished primal pair (the
@@ -106,7 +111,7 @@ use std::cell::{Cell, RefCell};
 /// | `max_cg_iter` | 200 | CG iterations per dual Newton step | ≥ 1 |
 /// | `dense_max` | 400 | free pairs up to which the Newton system is factored densely | ≥ 0 |
 /// | `mixed_precision` | true | single-precision products in CG steps whose forcing term is ≥ 1e-4 (systems on ≤ 256 nodes) | |
-/// | `polish_max_iter` | 10 | Newton steps of the primal polish before block coordinate descent finishes | ≥ 0 |
+/// | `polish_max_iter` | 10 | Newton steps of each primal polish before a tighter dual round (then block coordinate descent) takes over | ≥ 0 |
 #[derive(Debug, Clone)]
 pub struct DualPn {
     /// Shared options.
@@ -120,8 +125,9 @@ pub struct DualPn {
     /// Whether the dense kernel computes its products in single precision when the Newton
     /// system only has to be solved loosely (forcing term ≥ 1e-4).
     pub mixed_precision: bool,
-    /// Newton steps of the primal polish (ObnCg) after which, if it has not converged, block
-    /// coordinate descent ([`Bcd`]) finishes from its last point.
+    /// Newton steps of each primal polish (ObnCg) after which, if it has not converged, a
+    /// tighter dual phase and a new recovery follow (after the second round, block coordinate
+    /// descent, [`Bcd`], finishes from the last point).
     pub polish_max_iter: usize,
 }
 
@@ -141,6 +147,18 @@ impl Default for DualPn {
 /// Smallest CG forcing term at which the dense kernel may use single precision: its products'
 /// relative error (~1e-7·√m) is then far below the accuracy asked of the Newton direction.
 const SINGLE_PRECISION_FORCING: f64 = 1e-4;
+
+/// Dual phases (each followed by a primal recovery and a polish) before Bcd finishes.
+const DUAL_ROUNDS: usize = 2;
+
+/// With few free pairs the dual phase hands over at this fraction of `polish_at`.
+const SPARSE_DUAL_FACTOR: f64 = 1e-3;
+
+/// Each further dual phase hands over at this fraction of the previous relative gap...
+const DUAL_ROUND_FACTOR: f64 = 1e-3;
+
+/// ...but not below this relative gap (the rounding of the dual objective at p ≈ 1000).
+const MIN_POLISH_GAP: f64 = 1e-14;
 
 /// CG iterations allowed to a single-precision solve before double precision takes over.
 const SINGLE_PRECISION_MAX_ITER: usize = 60;
@@ -524,13 +542,21 @@ impl DualPn {
         system.solve(theta, free, rhs, eta, single_ok)
     }
 
-    /// The dual phase: projected Newton steps until the relative dual gap is ≤ `polish_gap`
+    /// The relative dual gap at which the first dual phase hands over to the polish:
+    /// `polish_gap`, or 0.1·`tol` if larger (a loose tolerance needs no tight dual: the
+    /// recovered primal's gap is about the dual's).
+    pub(crate) fn polish_at(&self) -> f64 {
+        self.polish_gap.max(0.1 * self.options.tol)
+    }
+
+    /// The dual phase: projected Newton steps until the relative dual gap is ≤ `polish_at`
     /// or `max_iter` steps; `trace` receives h at every accepted iterate (the start included).
     pub(crate) fn dual_phase(
         &self,
         s: ArrayView2<'_, f64>,
         lam: ArrayView2<'_, f64>,
         start: &BlockStart,
+        polish_at: f64,
         trace: &mut Vec<f64>,
     ) -> Result<DualPhase, GlassoError> {
         let p = s.nrows();
@@ -539,15 +565,23 @@ impl DualPn {
         let mut dir = Array2::<f64>::zeros((p, p));
         let mut n_iter = 0;
         let single_ok = Cell::new(self.mixed_precision);
-        // A loose tolerance needs no tight dual: the recovered primal's gap is about the dual's.
-        let polish_at = self.polish_gap.max(0.1 * self.options.tol);
         trace.push(it.h);
         loop {
             free_pairs(&it, lam, &mut free);
             let gap = dual_gap(&it, lam);
             let phi = p as f64 - it.h + gap;
             let rel = gap / phi.abs().max(1.0);
-            if rel <= polish_at || n_iter >= self.options.max_iter {
+            // With few free pairs (the sparse regime of the pair system) a dual step costs a
+            // small fraction of a polish step (dense products on all p nodes): the dual goes
+            // further. Measured in matrix tuning at p = 1000 (16 000 free pairs of 500 000, tol
+            // 1e-7): handing over at 1e-8 left the polish 3–10 Newton steps (4–12 s per solve);
+            // at 1e-11 two dual steps (0.2 s each) gave a primal that certified at once.
+            let target = if 8 * free.len() <= p * (p - 1) / 2 {
+                (polish_at * SPARSE_DUAL_FACTOR).max(MIN_POLISH_GAP)
+            } else {
+                polish_at
+            };
+            if rel <= target || n_iter >= self.options.max_iter {
                 break;
             }
             // Direction: bounds on the active pairs, Newton on the free ones.
@@ -572,8 +606,8 @@ impl DualPn {
             // primal meet the KKT tolerance without a polishing step (5 of 6 warm solves of
             // the scalar stage at tol 1e-10 skipped it, none with the loose η: +30 % time).
             let loose = 0.1 * self.options.tol >= self.polish_gap;
-            let eta = if loose && rel * rel <= 0.25 * polish_at {
-                (0.25 * polish_at / rel).clamp(rel, 0.1)
+            let eta = if loose && rel * rel <= 0.25 * target {
+                (0.25 * target / rel).clamp(rel, 0.1)
             } else {
                 rel.clamp(1e-10, 0.1)
             };
@@ -663,63 +697,73 @@ impl BlockSolver for DualPn {
             });
         }
         let mut trace = Vec::new();
-        let phase = self.dual_phase(s, lam, &start, &mut trace)?;
-        let DualPhase { it, free, n_iter } = phase;
-        // Primal recovery: exact zeros on the dual's free set.
-        let mut theta = it.theta;
-        for &(i, j) in &free {
-            theta[[i, j]] = 0.0;
-            theta[[j, i]] = 0.0;
-        }
-        let polish_start = match Cholesky::factor(theta.view()).and_then(Cholesky::into_inverse) {
-            Ok(covariance) => BlockStart { theta, covariance },
-            Err(_) => {
-                // Zeroing broke positive definiteness: polish from the dense dual primal.
-                let w = &s + &it.u;
-                let covariance = w.clone();
-                let theta = Cholesky::factor_inplace(w)?.into_inverse()?;
-                BlockStart { theta, covariance }
+        let mut start = start;
+        let mut used = 0;
+        let mut polish_at = self.polish_at();
+        for _ in 0..DUAL_ROUNDS {
+            let phase = self.dual_phase(s, lam, &start, polish_at, &mut trace)?;
+            used += phase.n_iter;
+            let DualPhase { it, free, .. } = phase;
+            // Primal recovery: exact zeros on the dual's free set.
+            let mut theta = it.theta;
+            for &(i, j) in &free {
+                theta[[i, j]] = 0.0;
+                theta[[j, i]] = 0.0;
             }
-        };
-        let budget = self.options.max_iter.saturating_sub(n_iter);
-        let polisher = ObnCg {
-            options: GlassoOptions {
-                max_iter: budget.min(self.polish_max_iter),
-                ..self.options
-            },
-            ..Default::default()
-        };
-        let fallback_start = BlockStart {
-            theta: polish_start.theta.clone(),
-            covariance: polish_start.covariance.clone(),
-        };
-        let (start, used) = match polisher.solve_block(s, lam, polish_start) {
-            Ok(mut out) => {
-                out.n_iter += n_iter;
-                let kkt = kkt_residual(out.theta.view(), out.covariance.view(), s, lam);
-                if self.options.is_converged(out.dual_gap, out.objective, kkt)
-                    || out.n_iter >= self.options.max_iter
-                {
-                    return Ok(out);
+            let polish_start = match Cholesky::factor(theta.view()).and_then(Cholesky::into_inverse)
+            {
+                Ok(covariance) => BlockStart { theta, covariance },
+                Err(_) => {
+                    // Zeroing broke positive definiteness: polish from the dense dual primal.
+                    let w = &s + &it.u;
+                    let covariance = w.clone();
+                    let theta = Cholesky::factor_inplace(w)?.into_inverse()?;
+                    BlockStart { theta, covariance }
                 }
-                let used = out.n_iter;
-                (
+            };
+            let budget = self.options.max_iter.saturating_sub(used);
+            let polisher = ObnCg {
+                options: GlassoOptions {
+                    max_iter: budget.min(self.polish_max_iter),
+                    ..self.options
+                },
+                ..Default::default()
+            };
+            let fallback_start = BlockStart {
+                theta: polish_start.theta.clone(),
+                covariance: polish_start.covariance.clone(),
+            };
+            start = match polisher.solve_block(s, lam, polish_start) {
+                Ok(mut out) => {
+                    out.n_iter += used;
+                    let kkt = kkt_residual(out.theta.view(), out.covariance.view(), s, lam);
+                    if self.options.is_converged(out.dual_gap, out.objective, kkt)
+                        || out.n_iter >= self.options.max_iter
+                    {
+                        return Ok(out);
+                    }
+                    used = out.n_iter;
                     BlockStart {
                         theta: out.theta,
                         covariance: out.covariance,
-                    },
-                    used,
-                )
-            }
-            Err(GlassoError::NumericalFailure { .. }) => (fallback_start, n_iter),
-            Err(e) => return Err(e),
-        };
+                    }
+                }
+                Err(GlassoError::NumericalFailure { .. }) => fallback_start,
+                Err(e) => return Err(e),
+            };
+            // The polish stalled: the recovered support was off (with penalty entries spread
+            // over decades, pairs with tiny Λ_kl barely show in the dual gap). The dual's
+            // projected Newton steps are cheap next to the polish's at large p (a sparse
+            // system on the zeros instead of dense products): a tighter dual, then a new
+            // recovery.
+            polish_at = (polish_at * DUAL_ROUND_FACTOR).max(MIN_POLISH_GAP);
+        }
         // The polish's Newton steps stalled (entries hovering around zero keep leaving their
         // orthant) or failed: block coordinate descent, linearly convergent and robust,
         // finishes from there.
         let mut out = Bcd {
             options: GlassoOptions {
-                max_iter: self.options.max_iter - used,
+                max_iter: self.options.max_iter.saturating_sub(used),
                 ..self.options
             },
             ..Default::default()
@@ -853,7 +897,7 @@ mod tests {
         let start = crate::cold_start(s.view(), lam.view());
         let mut trace = Vec::new();
         let phase = solver
-            .dual_phase(s.view(), lam.view(), &start, &mut trace)
+            .dual_phase(s.view(), lam.view(), &start, solver.polish_at(), &mut trace)
             .unwrap();
         assert!(phase.n_iter >= 2, "{} steps", phase.n_iter);
         assert_eq!(trace.len(), phase.n_iter + 1);
@@ -867,6 +911,48 @@ mod tests {
                 assert_eq!(u[[i, j]].to_bits(), u[[j, i]].to_bits());
                 assert!(u[[i, j]].abs() <= lam[[i, j]]);
             }
+        }
+    }
+
+    #[test]
+    fn with_few_free_pairs_the_dual_phase_goes_past_the_hand_over_gap() {
+        let p = 40;
+        let s = data(p, 3);
+        let lmax = lambda_max(s.view());
+        let pairs = p * (p - 1) / 2;
+        for (ratio, sparse) in [(2e-3, true), (0.1, false)] {
+            let lam = Penalty::scalar(ratio * lmax).to_matrix(p);
+            let solver = DualPn {
+                options: GlassoOptions {
+                    tol: 1e-7,
+                    ..tight()
+                },
+                ..Default::default()
+            };
+            let start = crate::cold_start(s.view(), lam.view());
+            let phase = solver
+                .dual_phase(
+                    s.view(),
+                    lam.view(),
+                    &start,
+                    solver.polish_at(),
+                    &mut Vec::new(),
+                )
+                .unwrap();
+            assert_eq!(
+                8 * phase.free.len() <= pairs,
+                sparse,
+                "ratio {ratio}: {} free",
+                phase.free.len()
+            );
+            let gap = dual_gap(&phase.it, lam.view());
+            let rel = gap / (p as f64 - phase.it.h + gap).abs().max(1.0);
+            let target = if sparse {
+                solver.polish_at() * SPARSE_DUAL_FACTOR
+            } else {
+                solver.polish_at()
+            };
+            assert!(rel <= target, "ratio {ratio}: {rel:e} > {target:e}");
         }
     }
 
