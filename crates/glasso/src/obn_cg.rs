@@ -307,35 +307,11 @@ impl ObnCg {
         mut d: ArrayViewMut2<'_, f64>,
     ) -> Result<(), GlassoError> {
         let theta = it.theta.view();
-        let mut z_eta = COMPLEMENT_ETA * eta;
-        let c_norm = Self::complement_pass(
-            theta,
-            neg_g,
-            mask,
-            fixed,
-            z_eta,
-            single_ok,
-            scratch,
-            d.view_mut(),
-        )?;
-        if fixed.is_empty() || frobenius_norm(d.view()) >= COMPLEMENT_ETA * c_norm {
-            return Ok(());
-        }
         let target = eta * frobenius_norm(neg_g);
-        let p = theta.nrows();
-        let mut r = Array2::<f64>::zeros((p, p));
-        for _ in 0..COMPLEMENT_RESOLVES {
-            sandwich(it.w.view(), d.view(), scratch.0.view_mut(), r.view_mut());
-            Zip::from(&mut r)
-                .and(neg_g)
-                .and(mask)
-                .for_each(|ri, &ng, &m| *ri = (ng - *ri) * m);
-            let r_norm = frobenius_norm(r.view());
-            if !(r_norm > target) || z_eta <= MIN_COMPLEMENT_ETA {
-                break;
-            }
-            z_eta = (0.5 * z_eta * target / r_norm).max(MIN_COMPLEMENT_ETA);
-            Self::complement_pass(
+        let mut z_eta = COMPLEMENT_ETA * eta;
+        let mut r = Array2::<f64>::zeros((0, 0));
+        for pass in 0..=COMPLEMENT_RESOLVES {
+            let c_norm = Self::complement_pass(
                 theta,
                 neg_g,
                 mask,
@@ -345,6 +321,28 @@ impl ObnCg {
                 scratch,
                 d.view_mut(),
             )?;
+            let cancelled = frobenius_norm(d.view()) < COMPLEMENT_ETA * c_norm;
+            if fixed.is_empty()
+                || (pass == 0 && !cancelled)
+                || pass == COMPLEMENT_RESOLVES
+                || z_eta <= MIN_COMPLEMENT_ETA
+            {
+                break;
+            }
+            let p = theta.nrows();
+            if r.dim() != (p, p) {
+                r = Array2::zeros((p, p));
+            }
+            sandwich(it.w.view(), d.view(), scratch.0.view_mut(), r.view_mut());
+            Zip::from(&mut r)
+                .and(neg_g)
+                .and(mask)
+                .for_each(|ri, &ng, &m| *ri = (ng - *ri) * m);
+            let r_norm = frobenius_norm(r.view());
+            if !(r_norm > target) {
+                break;
+            }
+            z_eta = (0.5 * z_eta * target / r_norm).max(MIN_COMPLEMENT_ETA);
         }
         Ok(())
     }
