@@ -701,7 +701,15 @@ impl BlockSolver for DualPn {
         let mut used = 0;
         let mut polish_at = self.polish_at();
         for _ in 0..DUAL_ROUNDS {
-            let phase = self.dual_phase(s, lam, &start, polish_at, &mut trace)?;
+            // The rounds share the iteration budget.
+            let round = DualPn {
+                options: GlassoOptions {
+                    max_iter: self.options.max_iter.saturating_sub(used),
+                    ..self.options
+                },
+                ..self.clone()
+            };
+            let phase = round.dual_phase(s, lam, &start, polish_at, &mut trace)?;
             used += phase.n_iter;
             let DualPhase { it, free, .. } = phase;
             // Primal recovery: exact zeros on the dual's free set.
