@@ -448,10 +448,10 @@ fn orthant_line_search(
                 decrease += gg * (v - t);
                 *c = v;
             });
-        // A full step whose predicted decrease is below the rounding of Φ cannot be judged
-        // by Φ (near the solution of large problems its computed change is noise, and
-        // backtracking on noise stalled the convergence at p = 500): it is taken as long as
-        // Θ⁺ ≻ 0; the certificate at the next iterate judges it.
+        // A full step whose predicted change of Φ is below the rounding of Φ (in absolute
+        // value) cannot be judged by Φ (near the solution of large problems its computed
+        // change is noise, and backtracking on noise stalled the convergence at p = 500): it
+        // is taken as long as Θ⁺ ≻ 0; the certificate at the next iterate judges it.
         if let Some(next) = accept(&cand, decrease, trial == 0, f, s, lam)? {
             return Ok(Some(next));
         }
