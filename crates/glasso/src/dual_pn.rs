@@ -785,6 +785,7 @@ impl BlockSolver for DualPn {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::pairs_where;
     use crate::{lambda_max, GlassoProblem, GlassoSolver, Penalty, Status};
     use ho_linalg::empirical_covariance;
     use ho_linalg::testing::{paper_data, random_penalty};
@@ -962,14 +963,6 @@ mod tests {
             };
             assert!(rel <= target, "ratio {ratio}: {rel:e} > {target:e}");
         }
-    }
-
-    /// The pairs i < j of m nodes that `keep` selects.
-    fn pairs_where(m: usize, keep: impl Fn(usize, usize) -> bool) -> Vec<(usize, usize)> {
-        (0..m)
-            .flat_map(|i| (i + 1..m).map(move |j| (i, j)))
-            .filter(|&(i, j)| keep(i, j))
-            .collect()
     }
 
     #[test]

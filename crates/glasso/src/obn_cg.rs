@@ -309,7 +309,6 @@ impl ObnCg {
         let theta = it.theta.view();
         let target = eta * frobenius_norm(neg_g);
         let mut z_eta = COMPLEMENT_ETA * eta;
-        let mut r = Array2::<f64>::zeros((0, 0));
         for pass in 0..=COMPLEMENT_RESOLVES {
             let c_norm = Self::complement_pass(
                 theta,
@@ -329,12 +328,10 @@ impl ObnCg {
             {
                 break;
             }
-            let p = theta.nrows();
-            if r.dim() != (p, p) {
-                r = Array2::zeros((p, p));
-            }
-            sandwich(it.w.view(), d.view(), scratch.0.view_mut(), r.view_mut());
-            Zip::from(&mut r)
+            // The Newton residual −g_F − (W D W)_F, in the scratch the next pass overwrites.
+            let (t, r) = &mut *scratch;
+            sandwich(it.w.view(), d.view(), t.view_mut(), r.view_mut());
+            Zip::from(&mut *r)
                 .and(neg_g)
                 .and(mask)
                 .for_each(|ri, &ng, &m| *ri = (ng - *ri) * m);
@@ -520,7 +517,7 @@ fn accept(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{assert_certified, problem, tight};
+    use crate::test_support::{assert_certified, pairs_where, problem, tight};
     use crate::{lambda_max, GlassoProblem, GlassoSolver, Penalty, Status};
 
     /// Θ ≻ 0 with W = Θ⁻¹, a free mask (diagonal in F, every third off-diagonal pair out),
@@ -701,10 +698,7 @@ mod tests {
         .solve(&problem, None)
         .unwrap();
         let mut theta = reference.precision.clone();
-        let mut entries: Vec<(usize, usize)> = (0..p)
-            .flat_map(|i| (i + 1..p).map(move |j| (i, j)))
-            .filter(|&(i, j)| theta[[i, j]] != 0.0)
-            .collect();
+        let mut entries = pairs_where(p, |i, j| theta[[i, j]] != 0.0);
         entries.sort_by(|a, b| theta[[a.0, a.1]].abs().total_cmp(&theta[[b.0, b.1]].abs()));
         for &(i, j) in entries.iter().take(4) {
             let v = -1e-12 * theta[[i, j]].signum();

@@ -42,3 +42,11 @@ pub(crate) fn assert_certified(out: &BlockOutcome, s: &Array2<f64>, lam: &Array2
         .fold(0.0_f64, |m, v| m.max(v.abs()));
     assert!(err <= 1e-10, "‖WΘ − I‖ = {err:e}");
 }
+
+/// The pairs i < j of m nodes that `keep` selects.
+pub(crate) fn pairs_where(m: usize, keep: impl Fn(usize, usize) -> bool) -> Vec<(usize, usize)> {
+    (0..m)
+        .flat_map(|i| (i + 1..m).map(move |j| (i, j)))
+        .filter(|&(i, j)| keep(i, j))
+        .collect()
+}

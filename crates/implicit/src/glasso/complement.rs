@@ -408,7 +408,8 @@ mod tests {
         let residual = |z: &Array1<f64>| {
             let mut r = Array1::zeros(z.len());
             op.apply(z.view(), r.view_mut());
-            (&rhs - &r).dot(&(&rhs - &r)).sqrt() / rhs.dot(&rhs).sqrt()
+            let res = &rhs - &r;
+            res.dot(&res).sqrt() / rhs.dot(&rhs).sqrt()
         };
         // 1e-9 is beyond one single-precision solve (its products are exact to ~1e-7).
         for (rel_tol, max_iter) in [(1e-9, 500), (1e-3, 500)] {
