@@ -6,6 +6,7 @@ pub mod error;
 pub mod io;
 pub mod kernels;
 pub mod krylov;
+pub mod pairs;
 pub mod prox;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -19,6 +20,7 @@ pub use krylov::{
     bicgstab, pcg, Bicgstab, Cg, CgOptions, DenseCholeskySolver, JacobiPreconditioner,
     LinearOperator, LinearSolver, SolveReport, Status,
 };
+pub use pairs::StarPreconditioner;
 pub use prox::{soft_threshold, soft_threshold_matrix, soft_threshold_scalar};
 
 /// Re-export of the ndarray version used throughout the workspace.
