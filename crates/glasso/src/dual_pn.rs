@@ -307,6 +307,9 @@ fn free_pairs(it: &DualIterate, lam: ArrayView2<'_, f64>, free: &mut Vec<(usize,
 struct FreeHessian<'a> {
     theta: ArrayView2<'a, f64>,
     pairs: &'a [(usize, usize)],
+    /// Row-major offsets `(a·m + b, b·m + a)` of each pair (dense kernel: the scatter and
+    /// gather around the products index flat slices).
+    offsets: Vec<(usize, usize)>,
     dense: bool,
     t: RefCell<Array2<f64>>,
     v: RefCell<Array2<f64>>,
@@ -338,6 +341,11 @@ impl<'a> FreeHessian<'a> {
         Self {
             theta,
             pairs,
+            offsets: if dense {
+                pairs.iter().map(|&(a, b)| (a * m + b, b * m + a)).collect()
+            } else {
+                Vec::new()
+            },
             dense,
             t: RefCell::new(Array2::zeros((m, m))),
             v: RefCell::new(Array2::zeros((m, m))),
@@ -365,26 +373,30 @@ impl LinearOperator for FreeHessian<'_> {
             let mut v = sp.v.borrow_mut();
             let mut t = sp.t.borrow_mut();
             let mut full = sp.full.borrow_mut();
-            v.fill(0.0);
-            for (&(a, b), &d) in self.pairs.iter().zip(x.iter()) {
+            let vs = v.as_slice_mut().expect("standard layout");
+            vs.fill(0.0);
+            for (&(ab, ba), &d) in self.offsets.iter().zip(x.iter()) {
                 let d = d as f32;
-                v[[a, b]] = d;
-                v[[b, a]] = d;
+                vs[ab] = d;
+                vs[ba] = d;
             }
             sandwich(sp.theta.view(), v.view(), t.view_mut(), full.view_mut());
-            for (o, &(a, b)) in out.iter_mut().zip(self.pairs) {
-                *o = f64::from(full[[a, b]]);
+            let fs = full.as_slice().expect("standard layout");
+            for (o, &(ab, _)) in out.iter_mut().zip(&self.offsets) {
+                *o = f64::from(fs[ab]);
             }
         } else if self.dense {
-            v.fill(0.0);
-            for (&(a, b), &d) in self.pairs.iter().zip(x.iter()) {
-                v[[a, b]] = d;
-                v[[b, a]] = d;
+            let vs = v.as_slice_mut().expect("standard layout");
+            vs.fill(0.0);
+            for (&(ab, ba), &d) in self.offsets.iter().zip(x.iter()) {
+                vs[ab] = d;
+                vs[ba] = d;
             }
             let mut full = self.full.borrow_mut();
             sandwich(th.view(), v.view(), t.view_mut(), full.view_mut());
-            for (o, &(a, b)) in out.iter_mut().zip(self.pairs) {
-                *o = full[[a, b]];
+            let fs = full.as_slice().expect("standard layout");
+            for (o, &(ab, _)) in out.iter_mut().zip(&self.offsets) {
+                *o = fs[ab];
             }
         } else {
             // t = D Θ (rows), v = tᵀ = Θ D, out_ab = Σ_c (Θ D)_ac Θ_cb = ⟨v_a·, Θ_b·⟩.
