@@ -463,8 +463,20 @@ impl Default for PairSystem {
     }
 }
 
+/// The star preconditioner of the last pair system solved with one, and its pair set
+/// ([`PairSystem::solve`]).
+#[derive(Default)]
+pub(crate) struct StarCache {
+    free: Vec<(usize, usize)>,
+    star: Option<StarPreconditioner>,
+}
+
 impl PairSystem {
     /// The solution on P (in the order of `free`) for the right-hand side `rhs`.
+    ///
+    /// `cache` keeps the star preconditioner of the last system solved with one: when the
+    /// next system has the same pair set it is reused as it is (built at the previous Θ),
+    /// instead of being set up again.
     pub(crate) fn solve(
         &self,
         theta: ArrayView2<'_, f64>,
@@ -472,6 +484,7 @@ impl PairSystem {
         rhs: Array1<f64>,
         eta: f64,
         single_ok: &Cell<bool>,
+        cache: Option<&mut StarCache>,
     ) -> Result<Array1<f64>, GlassoError> {
         let nz = free.len();
         if nz <= self.dense_max {
@@ -520,13 +533,26 @@ impl PairSystem {
             .map(|&(i, j)| theta[[i, i]] * theta[[j, j]] + theta[[i, j]] * theta[[i, j]])
             .collect();
         let jacobi = JacobiPreconditioner::from_diagonal(diag.view())?;
+        let built;
         let star =
             if eta <= self.star_eta && StarPreconditioner::max_storage(nz) <= STAR_MAX_STORAGE {
-                Some(StarPreconditioner::new(th_r.view(), &pairs)?)
+                match cache {
+                    Some(cache) => {
+                        if cache.star.is_none() || cache.free != free {
+                            cache.star = Some(StarPreconditioner::new(th_r.view(), &pairs)?);
+                            cache.free = free.to_vec();
+                        }
+                        cache.star.as_ref()
+                    }
+                    None => {
+                        built = StarPreconditioner::new(th_r.view(), &pairs)?;
+                        Some(&built)
+                    }
+                }
             } else {
                 None
             };
-        let pre: &dyn LinearOperator = match &star {
+        let pre: &dyn LinearOperator = match star {
             Some(star) => star,
             None => &jacobi,
         };
@@ -580,6 +606,7 @@ impl DualPn {
         free: &[(usize, usize)],
         eta: f64,
         single_ok: &Cell<bool>,
+        cache: &mut StarCache,
     ) -> Result<Array1<f64>, GlassoError> {
         let rhs: Array1<f64> = free.iter().map(|&(i, j)| theta[[i, j]]).collect();
         let system = PairSystem {
@@ -587,7 +614,7 @@ impl DualPn {
             max_cg_iter: self.max_cg_iter,
             star_eta: self.star_eta,
         };
-        system.solve(theta, free, rhs, eta, single_ok)
+        system.solve(theta, free, rhs, eta, single_ok, Some(cache))
     }
 
     /// The relative dual gap at which the first dual phase hands over to the polish:
@@ -613,6 +640,7 @@ impl DualPn {
         let mut dir = Array2::<f64>::zeros((p, p));
         let mut n_iter = 0;
         let single_ok = Cell::new(self.mixed_precision);
+        let mut stars = StarCache::default();
         trace.push(it.h);
         loop {
             free_pairs(&it, lam, &mut free);
@@ -659,7 +687,7 @@ impl DualPn {
             } else {
                 rel.clamp(1e-10, 0.1)
             };
-            let d_free = self.newton_free(th.view(), &free, eta, &single_ok)?;
+            let d_free = self.newton_free(th.view(), &free, eta, &single_ok, &mut stars)?;
             for (&(i, j), &d) in free.iter().zip(d_free.iter()) {
                 dir[[i, j]] = d;
                 dir[[j, i]] = d;
@@ -1090,7 +1118,13 @@ mod tests {
             let theta = ho_linalg::testing::random_spd(m, kappa, 11);
             let single_ok = Cell::new(true);
             let d = solver
-                .newton_free(theta.view(), &pairs, eta, &single_ok)
+                .newton_free(
+                    theta.view(),
+                    &pairs,
+                    eta,
+                    &single_ok,
+                    &mut StarCache::default(),
+                )
                 .unwrap();
             assert_eq!(single_ok.get(), single_stays, "κ = {kappa}");
             // The residual of the direction, in double precision.
@@ -1156,7 +1190,14 @@ mod tests {
                 ..Default::default()
             };
             let sol = system
-                .solve(theta.view(), &pairs, rhs.clone(), eta, &Cell::new(false))
+                .solve(
+                    theta.view(),
+                    &pairs,
+                    rhs.clone(),
+                    eta,
+                    &Cell::new(false),
+                    None,
+                )
                 .unwrap();
             let res = &dense.dot(&sol) - &rhs;
             let rel = res.dot(&res).sqrt() / rhs.dot(&rhs).sqrt();

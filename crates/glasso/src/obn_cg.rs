@@ -362,7 +362,7 @@ impl ObnCg {
         let c_norm = frobenius_norm(d.view());
         if !fixed.is_empty() {
             let rhs: Array1<f64> = fixed.iter().map(|&(i, j)| d[[i, j]]).collect();
-            let y = PairSystem::default().solve(theta, fixed, rhs, z_eta, single_ok)?;
+            let y = PairSystem::default().solve(theta, fixed, rhs, z_eta, single_ok, None)?;
             v.assign(&neg_g);
             for (&(i, j), &yk) in fixed.iter().zip(y.iter()) {
                 v[[i, j]] = -yk;
