@@ -122,32 +122,44 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
         });
         println!("    fixed costs:{fixed}");
-        for (solver, kernel, pre) in [
+        // (the last flag: the complement's Z system preconditioned by node stars, else Jacobi)
+        for (solver, kernel, pre, star) in [
             (
                 AdjointSolver::Support,
                 Kernel::Sparse,
                 PreconditionerKind::Kronecker,
+                true,
             ),
             (
                 AdjointSolver::Support,
                 Kernel::Dense,
                 PreconditionerKind::Kronecker,
+                true,
             ),
             (
                 AdjointSolver::Support,
                 Kernel::Auto,
                 PreconditionerKind::Jacobi,
+                true,
             ),
             (
                 AdjointSolver::Complement,
                 Kernel::Auto,
                 PreconditionerKind::Kronecker,
+                false,
+            ),
+            (
+                AdjointSolver::Complement,
+                Kernel::Auto,
+                PreconditionerKind::Kronecker,
+                true,
             ),
         ] {
             let options = HypergradOptions {
                 kernel,
                 preconditioner: pre,
                 adjoint_solver: solver,
+                star_preconditioner: star,
                 ..Default::default()
             };
             let h = hypergradient(&fit, &problem, &crit, &options)?;
@@ -156,8 +168,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .collect::<Result<Vec<f64>, _>>()?
                 .into_iter()
                 .fold(h.seconds, f64::min);
+            let z = match solver {
+                AdjointSolver::Complement if star => " (Z: node stars)",
+                AdjointSolver::Complement => " (Z: Jacobi)",
+                _ => "",
+            };
             println!(
-                "    {solver:?} {kernel:?}/{pre:?}: {:.4} s (min of 6), {} CG iterations, dL/dλ = {:.6e}",
+                "    {solver:?}{z} {kernel:?}/{pre:?}: {:.4} s (min of 6), {} CG iterations, dL/dλ = {:.6e}",
                 best,
                 h.report.n_iter,
                 h.grad_lambda.unwrap_or(f64::NAN)
