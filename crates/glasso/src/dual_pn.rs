@@ -135,10 +135,9 @@ pub struct DualPn {
     pub polish_max_iter: usize,
     /// CG forcing terms up to which the Newton systems are preconditioned by the additive
     /// Schwarz preconditioner over node stars ([`StarPreconditioner`]) instead of Jacobi: 2.5–3×
-    /// fewer iterations for a set-up of ~20 products, which pays on the tight solves. In
-    /// matrix tuning on the paper's data at p = 100 (together with the hypergradients' use of
-    /// it), the thresholds 1e-1 / 1e-2 / 3e-3 / 1e-3 / 0 gave medians of 1.23 / 1.06 / 0.92 /
-    /// 0.94 / 1.04 s (five interleaved runs).
+    /// fewer iterations for a set-up of ~20 products, which pays on the tight solves only
+    /// (docs/solvers.md: in matrix tuning at p = 100, stars at every step made the inner
+    /// solves 0.75 s instead of 0.55 s; 3e-3, 1e-2 and 3e-2 were within noise of each other).
     pub star_eta: f64,
 }
 
@@ -181,10 +180,6 @@ const SINGLE_PRECISION_MAX_ITER: usize = 60;
 /// not from stalled CG solves — the 60-iteration hand-over did not change it; not
 /// understood yet).
 const SINGLE_PRECISION_MAX_NODES: usize = 256;
-
-/// Largest storage (single-precision entries) of a star preconditioner: 2·|P|·64 entries for
-/// |P| pairs, 64 MB here (131 072 pairs); larger systems keep Jacobi.
-const STAR_MAX_STORAGE: usize = 1 << 24;
 
 /// Armijo constant.
 const SIGMA: f64 = 1e-4;
@@ -534,24 +529,23 @@ impl PairSystem {
             .collect();
         let jacobi = JacobiPreconditioner::from_diagonal(diag.view())?;
         let built;
-        let star =
-            if eta <= self.star_eta && StarPreconditioner::max_storage(nz) <= STAR_MAX_STORAGE {
-                match cache {
-                    Some(cache) => {
-                        if cache.star.is_none() || cache.free != free {
-                            cache.star = Some(StarPreconditioner::new(th_r.view(), &pairs)?);
-                            cache.free = free.to_vec();
-                        }
-                        cache.star.as_ref()
+        let star = if eta <= self.star_eta && StarPreconditioner::worthwhile(nz) {
+            match cache {
+                Some(cache) => {
+                    if cache.star.is_none() || cache.free != free {
+                        cache.star = Some(StarPreconditioner::new(th_r.view(), &pairs)?);
+                        cache.free = free.to_vec();
                     }
-                    None => {
-                        built = StarPreconditioner::new(th_r.view(), &pairs)?;
-                        Some(&built)
-                    }
+                    cache.star.as_ref()
                 }
-            } else {
-                None
-            };
+                None => {
+                    built = StarPreconditioner::new(th_r.view(), &pairs)?;
+                    Some(&built)
+                }
+            }
+        } else {
+            None
+        };
         let pre: &dyn LinearOperator = match star {
             Some(star) => star,
             None => &jacobi,

@@ -17,8 +17,9 @@
 //! the inverse of the block of `B_ZZ` on the pairs of Z that touch it), else Jacobi
 //! `Θ̂_aa Θ̂_bb`. Its set-up costs about 20 single-precision products at p = 100 and it
 //! divides the iterations by 2.5–3 (each refinement round below: ~45 → ~13); in matrix tuning
-//! on the paper's data the hypergradients took 0.28 s instead of 0.38 s at p = 100 and
-//! 1.53 s instead of 1.89 s at p = 200 (medians of 5 and 2 interleaved runs). At the held-out optimum of the paper's data (E ≈ 55 % of the entries at
+//! on the paper's data the hypergradients took 0.25 s instead of 0.36 s at p = 100, 1.59 s
+//! instead of 1.96 s at p = 200 and 20.8 s instead of 26.5 s at p = 500 (medians of 9, 3 and
+//! 1 interleaved runs). At the held-out optimum of the paper's data (E ≈ 55 % of the entries at
 //! p = 100, ≈ 90 % at p = 200) Z is the smaller side.
 //!
 //! Warm start: the full-space solution `x = A⁻¹ (b on E, c on Z)` with `x_Z = 0` has
@@ -86,8 +87,7 @@ pub(crate) fn solve_by_complement(
         let rhs = zset.gather_owned(y.view());
         let op = RestrictedKronecker::new(precision, &zset, Kernel::Auto);
         let jacobi = jacobi_preconditioner(precision, &zset)?;
-        let star = if options.star_preconditioner
-            && StarPreconditioner::max_storage(zset.len() / 2) <= STAR_MAX_STORAGE
+        let star = if options.star_preconditioner && StarPreconditioner::worthwhile(zset.len() / 2)
         {
             Some(SymmetricStar::new(precision, &zset)?)
         } else {
@@ -215,10 +215,6 @@ fn refine_in_single_precision(
     }
     (n_iter, false)
 }
-
-/// Largest storage (single-precision entries) of the star preconditioner of the Z system
-/// (64 MB); larger systems keep Jacobi.
-const STAR_MAX_STORAGE: usize = 1 << 24;
 
 /// Rounds of [`refine_in_single_precision`]: each gains about four digits.
 const MAX_REFINEMENTS: usize = 3;
