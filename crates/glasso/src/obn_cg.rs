@@ -215,16 +215,13 @@ impl BlockSolver for ObnCg {
             let eta = (g_norm / (1.0 + s_norm)).sqrt().clamp(1e-12, 0.5);
             fixed_pairs(mask.view(), &mut fixed);
             if fixed.len() as f64 <= self.complement_fraction * (p * (p - 1) / 2) as f64 {
-                self.direction_by_complement(
-                    &it,
-                    neg_g.view(),
-                    mask.view(),
-                    &fixed,
-                    eta,
-                    &single_ok,
-                    &mut scratch,
-                    d.view_mut(),
-                )?;
+                let sys = NewtonSystem {
+                    neg_g: neg_g.view(),
+                    mask: mask.view(),
+                    fixed: &fixed,
+                    single_ok: &single_ok,
+                };
+                self.direction_by_complement(&it, &sys, eta, &mut scratch, d.view_mut())?;
             } else {
                 self.direction_by_cg(&it, &neg_g, mask.view(), eta, d.view_mut());
             }
@@ -294,32 +291,21 @@ impl ObnCg {
     /// still missing (halved), at most [`COMPLEMENT_RESOLVES`] times. (Correcting D by the same
     /// formula on the residual, iterative refinement, diverged in a test where the
     /// amplification exceeded 1/(0.1·η).)
-    #[allow(clippy::too_many_arguments)]
     fn direction_by_complement(
         &self,
         it: &Iterate,
-        neg_g: ArrayView2<'_, f64>,
-        mask: ArrayView2<'_, f64>,
-        fixed: &[(usize, usize)],
+        sys: &NewtonSystem<'_>,
         eta: f64,
-        single_ok: &Cell<bool>,
         scratch: &mut (Array2<f64>, Array2<f64>),
         mut d: ArrayViewMut2<'_, f64>,
     ) -> Result<(), GlassoError> {
-        let theta = it.theta.view();
+        let NewtonSystem {
+            neg_g, mask, fixed, ..
+        } = *sys;
         let target = eta * frobenius_norm(neg_g);
         let mut z_eta = COMPLEMENT_ETA * eta;
         for pass in 0..=COMPLEMENT_RESOLVES {
-            let c_norm = Self::complement_pass(
-                theta,
-                neg_g,
-                mask,
-                fixed,
-                z_eta,
-                single_ok,
-                scratch,
-                d.view_mut(),
-            )?;
+            let c_norm = sys.complement_pass(it.theta.view(), z_eta, scratch, d.view_mut())?;
             let cancelled = frobenius_norm(d.view()) < COMPLEMENT_ETA * c_norm;
             if fixed.is_empty()
                 || (pass == 0 && !cancelled)
@@ -343,20 +329,35 @@ impl ObnCg {
         }
         Ok(())
     }
+}
 
+/// The Newton system `(W D W)_F = −g_F` of an ObnCg step: `−g` (zero off F), the mask of F
+/// and the off-diagonal pairs outside F.
+#[derive(Clone, Copy)]
+struct NewtonSystem<'a> {
+    neg_g: ArrayView2<'a, f64>,
+    mask: ArrayView2<'a, f64>,
+    fixed: &'a [(usize, usize)],
+    /// Whether the pair systems may still use single-precision products.
+    single_ok: &'a Cell<bool>,
+}
+
+impl NewtonSystem<'_> {
     /// One pass of the complement formula, the Z system solved to the relative residual
     /// `z_eta`; returns ‖C‖ = ‖Θ R Θ‖, the scale of D's error.
-    #[allow(clippy::too_many_arguments)]
     fn complement_pass(
+        &self,
         theta: ArrayView2<'_, f64>,
-        neg_g: ArrayView2<'_, f64>,
-        mask: ArrayView2<'_, f64>,
-        fixed: &[(usize, usize)],
         z_eta: f64,
-        single_ok: &Cell<bool>,
         scratch: &mut (Array2<f64>, Array2<f64>),
         mut d: ArrayViewMut2<'_, f64>,
     ) -> Result<f64, GlassoError> {
+        let NewtonSystem {
+            neg_g,
+            mask,
+            fixed,
+            single_ok,
+        } = *self;
         let (t, v) = scratch;
         sandwich(theta, neg_g, t.view_mut(), d.view_mut());
         let c_norm = frobenius_norm(d.view());
@@ -562,17 +563,15 @@ mod tests {
         let solver = ObnCg::default();
         let mut scratch = (Array2::zeros((p, p)), Array2::zeros((p, p)));
         let mut d = Array2::zeros((p, p));
+        let single_ok = Cell::new(false);
+        let sys = NewtonSystem {
+            neg_g: neg_g.view(),
+            mask: mask.view(),
+            fixed: &fixed,
+            single_ok: &single_ok,
+        };
         solver
-            .direction_by_complement(
-                &it,
-                neg_g.view(),
-                mask.view(),
-                &fixed,
-                1e-14,
-                &Cell::new(false),
-                &mut scratch,
-                d.view_mut(),
-            )
+            .direction_by_complement(&it, &sys, 1e-14, &mut scratch, d.view_mut())
             .unwrap();
         // (W D W)_F = −g_F and D = 0 off F.
         let wdw = it.w.dot(&d).dot(&it.w);
@@ -632,35 +631,30 @@ mod tests {
         };
         let g_norm = frobenius_norm(neg_g.view());
         let mut scratch = (Array2::zeros((p, p)), Array2::zeros((p, p)));
+        let single_ok = Cell::new(false);
+        let sys = NewtonSystem {
+            neg_g: neg_g.view(),
+            mask: mask.view(),
+            fixed: &fixed,
+            single_ok: &single_ok,
+        };
         let direction = |eta: f64, scratch: &mut (Array2<f64>, Array2<f64>)| {
             let mut d = Array2::zeros((p, p));
             ObnCg::default()
-                .direction_by_complement(
-                    &it,
-                    neg_g.view(),
-                    mask.view(),
-                    &fixed,
-                    eta,
-                    &Cell::new(false),
-                    scratch,
-                    d.view_mut(),
-                )
+                .direction_by_complement(&it, &sys, eta, scratch, d.view_mut())
                 .unwrap();
             d
         };
         let eta = 0.3;
         let mut once = Array2::zeros((p, p));
-        let c_norm = ObnCg::complement_pass(
-            it.theta.view(),
-            neg_g.view(),
-            mask.view(),
-            &fixed,
-            COMPLEMENT_ETA * eta,
-            &Cell::new(false),
-            &mut scratch,
-            once.view_mut(),
-        )
-        .unwrap();
+        let c_norm = sys
+            .complement_pass(
+                it.theta.view(),
+                COMPLEMENT_ETA * eta,
+                &mut scratch,
+                once.view_mut(),
+            )
+            .unwrap();
         assert!(
             frobenius_norm(once.view()) < COMPLEMENT_ETA * c_norm,
             "no cancellation"
