@@ -6,6 +6,7 @@ pub mod error;
 pub mod io;
 pub mod kernels;
 pub mod krylov;
+pub mod pair_sandwich;
 pub mod pairs;
 pub mod prox;
 #[cfg(feature = "testing")]
@@ -20,6 +21,7 @@ pub use krylov::{
     bicgstab, pcg, Bicgstab, Cg, CgOptions, DenseCholeskySolver, JacobiPreconditioner,
     LinearOperator, LinearSolver, SolveReport, Status,
 };
+pub use pair_sandwich::{Lane, PairSandwich};
 pub use pairs::StarPreconditioner;
 pub use prox::{soft_threshold, soft_threshold_matrix, soft_threshold_scalar};
 
