@@ -30,15 +30,17 @@
 //! to the relative residual `η = min(0.1, gap_rel)` (quadratic convergence; when `tol` is
 //! loose, the last step only as tight as the hand-over gap needs, `η = target / (4 gap_rel)`),
 //! whose products
-//! cost O(|Z| m) (a sparse kernel, `T = D Θ` then one dot product per free pair) or, when Z
-//! holds more than m²/8 pairs, two BLAS products of size m — in single precision when the
-//! forcing term is ≥ 1e-4 and m ≤ 256 (`mixed_precision`): their relative error (~1e-7·√m) is
-//! far below what is asked of the direction, and everything that decides (line search, gap,
-//! stopping, the polish's certificate) stays in double precision, so only the speed can change
-//! (−22 to −27 % inner time in matrix tuning at p = 100 and 200, same tuned criterion to 8
-//! digits; at p = 500 it was slower, hence the size limit). A single-precision CG that does not
-//! reach the forcing term within 60 iterations hands over to double precision for the rest of
-//! the solve.
+//! cost O(|Z| m) (the sparse pair kernel [`PairSandwich`]: `T = D Θ` by panels, then one dot
+//! product per free pair) or, when Z holds more than m²/8 pairs, two BLAS products of size m —
+//! in single precision when the forcing term is ≥ 1e-4 (`mixed_precision`; for the BLAS
+//! products only on m ≤ 256 nodes): their relative error (~1e-7·√m) is far below what is asked
+//! of the direction, and everything that decides (line search, gap, stopping, the polish's
+//! certificate) stays in double precision, so only the speed can change (BLAS products: −22 to
+//! −27 % inner time in matrix tuning at p = 100 and 200, same tuned criterion to 8 digits; at
+//! p = 500 it was slower, hence the size limit; the sparse kernel in single precision and its
+//! panel layout: inner time of tune_paper at p = 500 50.2 → 36.3 s). A single-precision CG
+//! that does not reach the forcing term within 60 iterations hands over to double precision
+//! for the rest of the solve.
 //! The step `U(α) = P(U + α D)`,
 //! α = 1, ½, … (P the projection onto the box, applied to the pair so that U stays exactly
 //! symmetric) is accepted when `S + U(α) ≻ 0` (Cholesky) and
@@ -97,10 +99,9 @@
 use crate::obn_cg::ObnCg;
 use crate::problem::kkt_residual;
 use crate::{Bcd, BlockOutcome, BlockSolver, BlockStart, GlassoError, GlassoOptions};
-use ho_linalg::kernels::{axpy, dot};
 use ho_linalg::{
-    pcg, sandwich, CgOptions, Cholesky, JacobiPreconditioner, LinearOperator, StarPreconditioner,
-    Status,
+    pcg, sandwich, CgOptions, Cholesky, JacobiPreconditioner, LinearOperator, PairSandwich,
+    StarPreconditioner, Status,
 };
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1};
 use std::cell::{Cell, RefCell};
@@ -113,7 +114,7 @@ use std::cell::{Cell, RefCell};
 /// | `polish_gap` | 1e-9 | relative dual gap (or 0.1·`tol` if larger) at which the primal is recovered and polished | > 0 |
 /// | `max_cg_iter` | 200 | CG iterations per dual Newton step | ≥ 1 |
 /// | `dense_max` | 400 | free pairs up to which the Newton system is factored densely | ≥ 0 |
-/// | `mixed_precision` | true | single-precision products in CG steps whose forcing term is ≥ 1e-4 (systems on ≤ 256 nodes) | |
+/// | `mixed_precision` | true | single-precision products in CG steps whose forcing term is ≥ 1e-4 (BLAS products: systems on ≤ 256 nodes) | |
 /// | `polish_max_iter` | 10 | Newton steps of each primal polish before a tighter dual round (then block coordinate descent) takes over | ≥ 0 |
 /// | `star_eta` | 3e-3 | CG forcing terms up to which the Newton systems are preconditioned by node stars instead of Jacobi (0: never) | ≥ 0 |
 #[derive(Debug, Clone)]
@@ -155,7 +156,7 @@ impl Default for DualPn {
     }
 }
 
-/// Smallest CG forcing term at which the dense kernel may use single precision: its products'
+/// Smallest CG forcing term at which the products may be computed in single precision: their
 /// relative error (~1e-7·√m) is then far below the accuracy asked of the Newton direction.
 const SINGLE_PRECISION_FORCING: f64 = 1e-4;
 
@@ -174,8 +175,8 @@ const MIN_POLISH_GAP: f64 = 1e-14;
 /// CG iterations allowed to a single-precision solve before double precision takes over.
 const SINGLE_PRECISION_MAX_ITER: usize = 60;
 
-/// Largest Newton system (nodes touched by the free set) solved with single-precision
-/// products. Measured in matrix tuning on the paper's data: −22 to −27 % inner time at p = 100
+/// Largest Newton system (nodes touched by the free set) solved with single-precision BLAS
+/// products (the sparse kernel has no limit). Measured in matrix tuning on the paper's data: −22 to −27 % inner time at p = 100
 /// and 200, but +50 to +80 % at p = 500 (scalar stage 51 → 83 s, matrix stage 110 → 161 s;
 /// not from stalled CG solves — the 60-iteration hand-over did not change it; not
 /// understood yet).
@@ -305,7 +306,6 @@ struct FreeHessian<'a> {
     /// Row-major offsets `(a·m + b, b·m + a)` of each pair (dense kernel: the scatter and
     /// gather around the products index flat slices).
     offsets: Vec<(usize, usize)>,
-    dense: bool,
     t: RefCell<Array2<f64>>,
     v: RefCell<Array2<f64>>,
     /// The product Θ V Θ (dense kernel only).
@@ -313,6 +313,10 @@ struct FreeHessian<'a> {
     /// Θ in single precision, with V, T and Θ V Θ buffers, when the products may be
     /// computed in single precision (dense kernel, loose forcing term).
     single: Option<Single>,
+    /// The sparse kernel in double precision (built when first needed).
+    sparse: Option<PairSandwich<f64>>,
+    /// The sparse kernel in single precision (loose forcing term).
+    sparse_single: Option<PairSandwich<f32>>,
 }
 
 /// Single-precision buffers of [`FreeHessian`]'s dense kernel.
@@ -325,15 +329,19 @@ struct Single {
 
 impl<'a> FreeHessian<'a> {
     /// The operator on `pairs` (local node indices of the m × m `theta`), by the dense kernel
-    /// (in single precision when `single`) or the sparse one.
+    /// or the sparse one ([`PairSandwich`]), in single precision when `single`.
+    ///
+    /// # Errors
+    /// [`GlassoError::Linalg`] for a pair out of range or on the diagonal (a programmer error).
     fn new(
         theta: ArrayView2<'a, f64>,
         pairs: &'a [(usize, usize)],
         dense: bool,
         single: bool,
-    ) -> Self {
+    ) -> Result<Self, GlassoError> {
         let m = theta.nrows();
-        Self {
+        let scratch = if dense { (m, m) } else { (0, 0) };
+        Ok(Self {
             theta,
             pairs,
             offsets: if dense {
@@ -341,17 +349,40 @@ impl<'a> FreeHessian<'a> {
             } else {
                 Vec::new()
             },
-            dense,
-            t: RefCell::new(Array2::zeros((m, m))),
-            v: RefCell::new(Array2::zeros((m, m))),
-            full: RefCell::new(Array2::zeros(if dense { (m, m) } else { (0, 0) })),
+            t: RefCell::new(Array2::zeros(scratch)),
+            v: RefCell::new(Array2::zeros(scratch)),
+            full: RefCell::new(Array2::zeros(scratch)),
             single: (dense && single).then(|| Single {
                 theta: theta.mapv(|v| v as f32),
                 v: RefCell::new(Array2::zeros((m, m))),
                 t: RefCell::new(Array2::zeros((m, m))),
                 full: RefCell::new(Array2::zeros((m, m))),
             }),
+            sparse: if dense || single {
+                None
+            } else {
+                Some(PairSandwich::new(theta, pairs)?)
+            },
+            sparse_single: if !dense && single {
+                Some(PairSandwich::new(theta, pairs)?)
+            } else {
+                None
+            },
+        })
+    }
+
+    /// Whether the products are computed in single precision.
+    fn is_single(&self) -> bool {
+        self.single.is_some() || self.sparse_single.is_some()
+    }
+
+    /// Switches to double-precision products.
+    fn switch_to_double(&mut self) -> Result<(), GlassoError> {
+        self.single = None;
+        if self.sparse_single.take().is_some() {
+            self.sparse = Some(PairSandwich::new(self.theta, self.pairs)?);
         }
+        Ok(())
     }
 }
 
@@ -361,10 +392,11 @@ impl LinearOperator for FreeHessian<'_> {
     }
 
     fn apply(&self, x: ArrayView1<'_, f64>, mut out: ArrayViewMut1<'_, f64>) {
-        let th = &self.theta;
-        let mut t = self.t.borrow_mut();
-        let mut v = self.v.borrow_mut();
-        if let Some(sp) = &self.single {
+        if let Some(op) = &self.sparse_single {
+            op.apply(x, out);
+        } else if let Some(op) = &self.sparse {
+            op.apply(x, out);
+        } else if let Some(sp) = &self.single {
             let mut v = sp.v.borrow_mut();
             let mut t = sp.t.borrow_mut();
             let mut full = sp.full.borrow_mut();
@@ -380,7 +412,9 @@ impl LinearOperator for FreeHessian<'_> {
             for (o, &(ab, _)) in out.iter_mut().zip(&self.offsets) {
                 *o = f64::from(fs[ab]);
             }
-        } else if self.dense {
+        } else {
+            let mut t = self.t.borrow_mut();
+            let mut v = self.v.borrow_mut();
             let vs = v.as_slice_mut().expect("standard layout");
             vs.fill(0.0);
             for (&(ab, ba), &d) in self.offsets.iter().zip(x.iter()) {
@@ -388,31 +422,10 @@ impl LinearOperator for FreeHessian<'_> {
                 vs[ba] = d;
             }
             let mut full = self.full.borrow_mut();
-            sandwich(th.view(), v.view(), t.view_mut(), full.view_mut());
+            sandwich(self.theta.view(), v.view(), t.view_mut(), full.view_mut());
             let fs = full.as_slice().expect("standard layout");
             for (o, &(ab, _)) in out.iter_mut().zip(&self.offsets) {
                 *o = fs[ab];
-            }
-        } else {
-            // t = D Θ (rows), v = tᵀ = Θ D, out_ab = Σ_c (Θ D)_ac Θ_cb = ⟨v_a·, Θ_b·⟩.
-            // (Accumulating t row by row over a compressed-row pattern was measured no faster
-            // at p = 500.)
-            let m = th.nrows();
-            let ths = th.as_slice().expect("standard layout");
-            t.fill(0.0);
-            {
-                let ts = t.as_slice_mut().expect("standard layout");
-                for (&(a, b), &d) in self.pairs.iter().zip(x.iter()) {
-                    if d != 0.0 {
-                        axpy(d, &ths[b * m..(b + 1) * m], &mut ts[a * m..(a + 1) * m]);
-                        axpy(d, &ths[a * m..(a + 1) * m], &mut ts[b * m..(b + 1) * m]);
-                    }
-                }
-            }
-            v.assign(&t.t());
-            let vs = v.as_slice().expect("standard layout");
-            for (o, &(a, b)) in out.iter_mut().zip(self.pairs) {
-                *o = dot(&vs[a * m..(a + 1) * m], &ths[b * m..(b + 1) * m]);
             }
         }
     }
@@ -521,8 +534,10 @@ impl PairSystem {
             th_r.view(),
             &pairs,
             dense,
-            single_ok.get() && m <= SINGLE_PRECISION_MAX_NODES && eta >= SINGLE_PRECISION_FORCING,
-        );
+            single_ok.get()
+                && (!dense || m <= SINGLE_PRECISION_MAX_NODES)
+                && eta >= SINGLE_PRECISION_FORCING,
+        )?;
         let diag: Array1<f64> = free
             .iter()
             .map(|&(i, j)| theta[[i, i]] * theta[[j, j]] + theta[[i, j]] * theta[[i, j]])
@@ -569,7 +584,7 @@ impl PairSystem {
         let mut start = Array1::zeros(nz);
         pre.apply(rhs.view(), start.view_mut());
         let mut sol = start.clone();
-        if op.single.is_some() {
+        if op.is_single() {
             // Single precision first; if CG does not reach η within a small budget (its
             // attainable accuracy, ~1e-7·κ, is above η on ill-conditioned systems), double
             // precision takes over from there, for this step and the rest of the solve.
@@ -579,7 +594,7 @@ impl PairSystem {
                 return Ok(sol);
             }
             single_ok.set(false);
-            op.single = None;
+            op.switch_to_double()?;
             if !finite {
                 sol.assign(&start);
             }
@@ -1047,15 +1062,33 @@ mod tests {
         let m = 40;
         let theta = ho_linalg::testing::random_spd(m, 100.0, 5);
         let pairs = pairs_where(m, |i, j| (i + 2 * j) % 3 != 0);
-        let make = |single: bool| FreeHessian::new(theta.view(), &pairs, true, single);
-        let x = Array1::from_shape_fn(pairs.len(), |k| (k as f64 * 0.61).sin());
-        let (mut y64, mut y32) = (Array1::zeros(pairs.len()), Array1::zeros(pairs.len()));
-        make(false).apply(x.view(), y64.view_mut());
-        make(true).apply(x.view(), y32.view_mut());
-        let scale = y64.iter().fold(0.0f64, |a, v| a.max(v.abs()));
-        let err = (&y64 - &y32).iter().fold(0.0f64, |a, v| a.max(v.abs()));
-        assert!(err <= 1e-5 * scale, "error {err} of {scale}");
-        assert!(err > 0.0, "the single-precision path was not taken");
+        // Both kernels: two dense products, and the sparse pair kernel.
+        for dense in [true, false] {
+            let make =
+                |single: bool| FreeHessian::new(theta.view(), &pairs, dense, single).unwrap();
+            let x = Array1::from_shape_fn(pairs.len(), |k| (k as f64 * 0.61).sin());
+            let (mut y64, mut y32) = (Array1::zeros(pairs.len()), Array1::zeros(pairs.len()));
+            make(false).apply(x.view(), y64.view_mut());
+            let mut op = make(true);
+            assert!(op.is_single());
+            op.apply(x.view(), y32.view_mut());
+            let scale = y64.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+            let err = (&y64 - &y32).iter().fold(0.0f64, |a, v| a.max(v.abs()));
+            assert!(err <= 1e-5 * scale, "dense {dense}: error {err} of {scale}");
+            assert!(
+                err > 0.0,
+                "dense {dense}: the single-precision path was not taken"
+            );
+            // After the hand-over the products are the double-precision ones.
+            op.switch_to_double().unwrap();
+            assert!(!op.is_single());
+            op.apply(x.view(), y32.view_mut());
+            let err = (&y64 - &y32).iter().fold(0.0f64, |a, v| a.max(v.abs()));
+            assert!(
+                err <= 1e-12 * scale,
+                "dense {dense}: after the hand-over {err}"
+            );
+        }
     }
 
     #[test]
@@ -1068,8 +1101,12 @@ mod tests {
         });
         let x = Array1::from_shape_fn(pairs.len(), |k| (k as f64 * 1.3).cos());
         let (mut sparse, mut dense) = (Array1::zeros(pairs.len()), Array1::zeros(pairs.len()));
-        FreeHessian::new(theta.view(), &pairs, false, false).apply(x.view(), sparse.view_mut());
-        FreeHessian::new(theta.view(), &pairs, true, false).apply(x.view(), dense.view_mut());
+        FreeHessian::new(theta.view(), &pairs, false, false)
+            .unwrap()
+            .apply(x.view(), sparse.view_mut());
+        FreeHessian::new(theta.view(), &pairs, true, false)
+            .unwrap()
+            .apply(x.view(), dense.view_mut());
         // The reference from its definition: (Θ D Θ)_ab with D symmetric.
         let mut d = Array2::<f64>::zeros((m, m));
         for (&(a, b), &v) in pairs.iter().zip(x.iter()) {
@@ -1090,7 +1127,7 @@ mod tests {
         }
         // Applying twice gives the same result (the scratch rows are cleared).
         let mut again = Array1::zeros(pairs.len());
-        let op = FreeHessian::new(theta.view(), &pairs, false, false);
+        let op = FreeHessian::new(theta.view(), &pairs, false, false).unwrap();
         op.apply(x.view(), again.view_mut());
         op.apply(x.view(), again.view_mut());
         assert!((&again - &sparse).iter().all(|v| v.abs() <= 1e-12 * scale));
@@ -1098,23 +1135,27 @@ mod tests {
 
     #[test]
     fn single_precision_hands_over_to_double_when_it_cannot_reach_the_forcing_term() {
-        let m = 30;
-        let pairs = pairs_where(m, |_, _| true);
+        // All pairs (the dense kernel) and a fifth of them (the sparse kernel).
+        hands_over_on(30, &pairs_where(30, |_, _| true), 1e4);
+        hands_over_on(60, &pairs_where(60, |i, j| (i * 3 + j) % 5 == 0), 1e7);
+    }
+
+    fn hands_over_on(m: usize, pairs: &[(usize, usize)], ill: f64) {
         let solver = DualPn {
             dense_max: 0,
             max_cg_iter: 5000,
             ..Default::default()
         };
         let eta = 1e-4;
-        // Well conditioned: single precision reaches η. Ill conditioned (κ(Θ) = 1e4, so
-        // κ(Θ ⊗ Θ) ~ 1e8): it cannot, and double precision finishes the step.
-        for (kappa, single_stays) in [(10.0, true), (1e4, false)] {
+        // Well conditioned: single precision reaches η. Ill conditioned (κ(Θ) = `ill`, so
+        // κ(Θ ⊗ Θ) ~ ill²): it cannot, and double precision finishes the step.
+        for (kappa, single_stays) in [(10.0, true), (ill, false)] {
             let theta = ho_linalg::testing::random_spd(m, kappa, 11);
             let single_ok = Cell::new(true);
             let d = solver
                 .newton_free(
                     theta.view(),
-                    &pairs,
+                    pairs,
                     eta,
                     &single_ok,
                     &mut StarCache::default(),
@@ -1122,7 +1163,7 @@ mod tests {
                 .unwrap();
             assert_eq!(single_ok.get(), single_stays, "κ = {kappa}");
             // The residual of the direction, in double precision.
-            let op = FreeHessian::new(theta.view(), &pairs, true, false);
+            let op = FreeHessian::new(theta.view(), pairs, true, false).unwrap();
             let rhs: Array1<f64> = pairs.iter().map(|&(i, j)| theta[[i, j]]).collect();
             let mut md = Array1::zeros(pairs.len());
             op.apply(d.view(), md.view_mut());

@@ -97,7 +97,7 @@ pub enum AdjointSolver {
 /// | `dense_limit` | 4000 | largest \|E\| for [`Method::DenseKronecker`] | ≥ 1 |
 /// | `adjoint_solver` | [`AdjointSolver::Auto`] | how the adjoint system is solved | |
 /// | `complement_fraction` | 2 | Auto uses the complement when \|Z\| ≤ this · \|E\| (E at least a third of the entries) | ≥ 0 |
-/// | `mixed_precision` | true | complement solve: first digits (to 1e-4) with single-precision dense products, the rest and the certificate in double | |
+/// | `mixed_precision` | true | complement solve: refinement rounds (each to 1e-4) with single-precision products, residuals, the rest and the certificate in double | |
 /// | `star_preconditioner` | true | complement solve: CG on Z preconditioned by node stars (additive Schwarz) instead of Jacobi | |
 /// | `full_matrix` | false | per-entry matrix also for a scalar penalty with Forward, Unrolled, FiniteDiff | |
 /// | `unrolled` | [`UnrolledOptions::default`] | for [`Method::Unrolled`] | |
@@ -121,9 +121,10 @@ pub struct HypergradOptions {
     pub adjoint_solver: AdjointSolver,
     /// [`AdjointSolver::Auto`]'s switch: the complement when `|Z| ≤ complement_fraction·|E|`.
     pub complement_fraction: f64,
-    /// Whether the complement solve takes its first digits (relative residual 1e-4) with
-    /// single-precision products when they are dense BLAS products; the rest of the solve,
-    /// and the certification on M, stay in double precision.
+    /// Whether the complement solve refines with single-precision products (dense BLAS
+    /// products, or the sparse pair kernel with the node-star preconditioner), each round to
+    /// the relative residual 1e-4; residuals, the rest of the solve and the certification on
+    /// M stay in double precision.
     pub mixed_precision: bool,
     /// Whether the complement solve preconditions its CG on Z by the additive Schwarz
     /// preconditioner over node stars (`ho_linalg::StarPreconditioner`) instead of Jacobi:
