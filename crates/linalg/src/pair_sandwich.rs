@@ -13,8 +13,9 @@
 //!    (32 doubles or 64 singles) and `A` is kept packed panel by panel, so that a panel of
 //!    `A` (m × 256 bytes: 256 KB at m = 1000) stays in the L2 cache while every row of T
 //!    accumulates its panel in vector registers and is written once.
-//! 2. `Tᵀ` by tiles, then `(A V A)_ab = ⟨(Tᵀ)_a·, A_b·⟩`, pairs visited by their first node so
-//!    that `(Tᵀ)_a·` stays in cache.
+//! 2. `Tᵀ` by tiles, then `(A V A)_ab = ⟨(Tᵀ)_a·, A_b·⟩`, pairs visited by blocks of rows
+//!    b (128 KB of `A`, kept in L2) and by their first node a within a block (`(Tᵀ)_a·` stays
+//!    in L1).
 //!
 //! The point of the kernel is single precision: the products are bound by the memory traffic
 //! of reading rows of `A`, and `f32` halves it. At m = 1000 with 13 % of the pairs
@@ -299,7 +300,12 @@ impl<T: Lane> PairSandwich<T> {
             .enumerate()
             .map(|(k, &(i, j))| (i.min(j) as u32, i.max(j) as u32, k as u32))
             .collect();
-        sorted.sort_unstable();
+        // Phase 2 reads `A_b·` for every pair: grouped by blocks of rows b of 128 KB (which
+        // stay in L2), and by a within a block (`(Tᵀ)_a·` stays in L1 across its partners).
+        // Measured against the order (a, b): −10 to −20 % at m = 500 and 1000, both
+        // precisions (blocks of 64 KB to 256 KB within a few per cent of each other).
+        let block = ((128 << 10) / (m.max(1) * std::mem::size_of::<T>())).max(1) as u32;
+        sorted.sort_unstable_by_key(|&(a, b, _)| (b / block, a, b));
         let width = PANEL_BYTES / std::mem::size_of::<T>();
         let n_panels = m.div_ceil(width);
         let mut panels = vec![T::default(); n_panels * m * width];
