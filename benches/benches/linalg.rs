@@ -97,7 +97,7 @@ fn pair_preconditioner(c: &mut Criterion) {
 fn pair_sandwich(c: &mut Criterion) {
     let mut g = c.benchmark_group("pair_sandwich");
     g.sample_size(10).measurement_time(Duration::from_secs(4));
-    for (m, percent) in [(500, 30), (1000, 13)] {
+    for (m, percent) in [(100, 45), (100, 20), (500, 30), (1000, 13)] {
         let theta = random_spd(m, 100.0, 7);
         let pairs: Vec<(usize, usize)> = (0..m)
             .flat_map(|i| (i + 1..m).map(move |j| (i, j)))
@@ -106,16 +106,16 @@ fn pair_sandwich(c: &mut Criterion) {
         let x = Array1::from_iter((0..pairs.len()).map(|k| (k as f64).cos()));
         let mut out = Array1::zeros(pairs.len());
         let single = PairSandwich::<f32>::new(theta.view(), &pairs).unwrap();
-        g.bench_function(BenchmarkId::new("f32", m), |b| {
+        g.bench_function(BenchmarkId::new(format!("f32_{percent}%"), m), |b| {
             b.iter(|| single.apply(x.view(), out.view_mut()))
         });
         let double = PairSandwich::<f64>::new(theta.view(), &pairs).unwrap();
-        g.bench_function(BenchmarkId::new("f64", m), |b| {
+        g.bench_function(BenchmarkId::new(format!("f64_{percent}%"), m), |b| {
             b.iter(|| double.apply(x.view(), out.view_mut()))
         });
         let ths = theta.as_slice().unwrap();
         let (mut t, mut v) = (vec![0.0; m * m], vec![0.0; m * m]);
-        g.bench_function(BenchmarkId::new("axpy_f64", m), |b| {
+        g.bench_function(BenchmarkId::new(format!("axpy_f64_{percent}%"), m), |b| {
             b.iter(|| {
                 t.fill(0.0);
                 for (&(i, j), &d) in pairs.iter().zip(x.iter()) {
