@@ -176,8 +176,8 @@ const MIN_POLISH_GAP: f64 = 1e-14;
 const SINGLE_PRECISION_MAX_ITER: usize = 60;
 
 /// Largest Newton system (nodes touched by the free set) solved with single-precision BLAS
-/// products (the sparse kernel has no limit). Measured in matrix tuning on the paper's data: −22 to −27 % inner time at p = 100
-/// and 200, but +50 to +80 % at p = 500 (scalar stage 51 → 83 s, matrix stage 110 → 161 s;
+/// products (the sparse kernel has no limit). Measured in matrix tuning on the paper's data:
+/// −22 to −27 % inner time at p = 100 and 200, but +50 to +80 % at p = 500 (scalar stage 51 → 83 s, matrix stage 110 → 161 s;
 /// not from stalled CG solves — the 60-iteration hand-over did not change it; not
 /// understood yet).
 const SINGLE_PRECISION_MAX_NODES: usize = 256;

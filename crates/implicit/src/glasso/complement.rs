@@ -33,8 +33,8 @@
 //! single-precision products are two BLAS products when Z's products are dense, else (with
 //! the node-star preconditioner) the sparse pair kernel `ho_linalg::PairSandwich` on the
 //! unordered pairs of Z, with symmetric corrections (the right-hand side of a criterion is
-//! symmetric; a residual with an antisymmetric part above half the target ends the
-//! refinement). At p = 500 on the paper's data (13–30 % of the pairs in Z) the latter took
+//! symmetric, up to the rounding of its products; a residual with an antisymmetric part above
+//! 1e-6 of the right-hand side ends the refinement). At p = 500 on the paper's data (13–30 % of the pairs in Z) the latter took
 //! the hypergradients of tune_paper from 24.3 to 20.7 s (single runs).
 //! The Z system is solved to 1/20 of the requested residual (not below 1e-8, where CG may
 //! stall), so that the recovered u usually passes the certificate without a finishing solve on
