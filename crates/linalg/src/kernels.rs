@@ -1,5 +1,6 @@
 //! Level-1 kernels for the coordinate-descent inner loops (`dot`, `axpy`), with an AVX2 + FMA
-//! code path chosen at run time.
+//! code path chosen at run time, and the tiled transposition of square matrices
+//! (`transpose_square`) shared by the sparse products of the pair systems.
 //!
 //! The coordinate methods (NewtonCd, Bcd) spend their time in length-p dot products and axpys
 //! on rows of W: too short and too many for a BLAS call (its dispatch costs about as much as a
@@ -41,6 +42,28 @@ pub fn axpy(a: f64, x: &[f64], y: &mut [f64]) {
         }
     }
     axpy_generic(a, x, y)
+}
+
+/// `dst ← srcᵀ` for square m × m row-major matrices, by 32 × 32 tiles (each tile's rows and
+/// columns stay in cache).
+///
+/// # Panics
+/// If either slice is shorter than m² (a programmer error).
+pub fn transpose_square<T: Copy>(src: &[T], dst: &mut [T], m: usize) {
+    const TILE: usize = 32;
+    assert!(
+        src.len() >= m * m && dst.len() >= m * m,
+        "slices shorter than m²"
+    );
+    for i0 in (0..m).step_by(TILE) {
+        for j0 in (0..m).step_by(TILE) {
+            for i in i0..(i0 + TILE).min(m) {
+                for j in j0..(j0 + TILE).min(m) {
+                    dst[j * m + i] = src[i * m + j];
+                }
+            }
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -154,6 +177,20 @@ mod tests {
                 let e = y[k] - 0.5 * x[k];
                 assert_eq!(z[k].to_bits(), e.to_bits(), "n = {n}, k = {k}");
                 assert_eq!(z2[k].to_bits(), e.to_bits(), "n = {n}, k = {k}");
+            }
+        }
+    }
+
+    #[test]
+    fn transpose_square_transposes_across_tile_edges() {
+        for m in [1, 31, 32, 45, 70] {
+            let src: Vec<usize> = (0..m * m).collect();
+            let mut dst = vec![0; m * m];
+            transpose_square(&src, &mut dst, m);
+            for i in 0..m {
+                for j in 0..m {
+                    assert_eq!(dst[j * m + i], src[i * m + j], "m = {m}");
+                }
             }
         }
     }

@@ -29,6 +29,7 @@
 //! generic path computes the same sums in the same order (fused multiply-adds).
 
 use crate::error::LinalgError;
+use crate::kernels::transpose_square;
 use crate::krylov::LinearOperator;
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut1};
 use std::cell::RefCell;
@@ -216,20 +217,6 @@ fn dot<T: Lane, const D: usize>(x: &[T], y: &[T]) -> T {
     acc[0].add(tail)
 }
 
-/// `dst ← srcᵀ` (square, row-major) by 32 × 32 tiles.
-fn transpose<T: Copy>(src: &[T], dst: &mut [T], m: usize) {
-    const TILE: usize = 32;
-    for i0 in (0..m).step_by(TILE) {
-        for j0 in (0..m).step_by(TILE) {
-            for i in i0..(i0 + TILE).min(m) {
-                for j in j0..(j0 + TILE).min(m) {
-                    dst[j * m + i] = src[i * m + j];
-                }
-            }
-        }
-    }
-}
-
 /// `x ↦ (A V A)_P` for unordered pairs P of an m × m symmetric `A`, with products in the
 /// precision `T` (module docs). Inputs and outputs are double precision; the operator is
 /// symmetric positive definite when `A` is.
@@ -355,7 +342,7 @@ impl<T: Lane> LinearOperator for PairSandwich<T> {
             values,
         };
         T::phase1(rows, &self.panels, self.m, t);
-        transpose(t, v, self.m);
+        transpose_square(t, v, self.m);
         match out.as_slice_mut() {
             Some(out) => T::phase2(&self.rows, self.m, &self.sorted, v, out),
             None => {

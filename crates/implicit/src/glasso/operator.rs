@@ -21,7 +21,7 @@
 //! lives in the operator behind a `RefCell`).
 
 use super::active::ActiveSet;
-use ho_linalg::kernels::{axpy, dot};
+use ho_linalg::kernels::{axpy, dot, transpose_square};
 use ho_linalg::{sandwich, JacobiPreconditioner, LinalgError, LinearOperator};
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1};
 use std::cell::RefCell;
@@ -222,7 +222,11 @@ impl<'a> RestrictedKronecker<'a> {
         }
         // (A T)_ij for (i, j) ∈ E: Σ_k A_ik T_kj over the nonzeros of A_i·
         if self.transposed_gather {
-            transpose_into(t, tt);
+            transpose_square(
+                t.as_slice().expect("standard layout"),
+                tt.as_slice_mut().expect("standard layout"),
+                p,
+            );
             for i in 0..p {
                 let a_i = a.row(i);
                 let pattern = self.a_row(i);
@@ -322,21 +326,6 @@ impl LinearOperator for RestrictedKronecker<'_> {
         }
         if !contiguous {
             out.assign(buf);
-        }
-    }
-}
-
-/// `dst ← srcᵀ` for square matrices, by 32 × 32 tiles (cache friendly).
-fn transpose_into(src: &Array2<f64>, dst: &mut Array2<f64>) {
-    const TILE: usize = 32;
-    let p = src.nrows();
-    for i0 in (0..p).step_by(TILE) {
-        for j0 in (0..p).step_by(TILE) {
-            for i in i0..(i0 + TILE).min(p) {
-                for j in j0..(j0 + TILE).min(p) {
-                    dst[[j, i]] = src[[i, j]];
-                }
-            }
         }
     }
 }
