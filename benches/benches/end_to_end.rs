@@ -13,10 +13,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 fn end_to_end(c: &mut Criterion) {
-    eprintln!(
-        "OPENBLAS_NUM_THREADS={}",
-        std::env::var("OPENBLAS_NUM_THREADS").unwrap_or_else(|_| "unset".into())
-    );
+    ho_benches::print_threads();
     let sizes: Vec<usize> = std::env::var("HO_BENCH_P")
         .unwrap_or_else(|_| "50,100".into())
         .split(',')

@@ -22,10 +22,7 @@ fn env_list<T: std::str::FromStr>(key: &str, default: &str) -> Vec<T> {
 }
 
 fn glasso(c: &mut Criterion) {
-    eprintln!(
-        "OPENBLAS_NUM_THREADS={}",
-        std::env::var("OPENBLAS_NUM_THREADS").unwrap_or_else(|_| "unset".into())
-    );
+    ho_benches::print_threads();
     let sizes: Vec<usize> = env_list("HO_BENCH_P", "50,100,200,500,1000");
     let solvers: Vec<String> = env_list(
         "HO_BENCH_SOLVERS",

@@ -230,10 +230,7 @@ fn bench_inner(
 }
 
 fn implicit(c: &mut Criterion) {
-    eprintln!(
-        "OPENBLAS_NUM_THREADS={}",
-        std::env::var("OPENBLAS_NUM_THREADS").unwrap_or_else(|_| "unset".into())
-    );
+    ho_benches::print_threads();
     let sizes: Vec<usize> = env_list("HO_BENCH_P", "50,100,200,500,1000");
     let points = Points::default();
     let adjoint = |kernel| HypergradOptions {

@@ -17,10 +17,7 @@ use std::time::Duration;
 const SIZES: [usize; 4] = [100, 200, 500, 1000];
 
 fn linalg(c: &mut Criterion) {
-    eprintln!(
-        "OPENBLAS_NUM_THREADS={}",
-        std::env::var("OPENBLAS_NUM_THREADS").unwrap_or_else(|_| "unset".into())
-    );
+    ho_benches::print_threads();
     let mut g = c.benchmark_group("linalg");
     g.sample_size(10).measurement_time(Duration::from_secs(3));
     for &p in &SIZES {

@@ -27,6 +27,12 @@
 //!
 //! On CPUs with AVX2 and FMA (detected at run time) the loops are compiled for them; the
 //! generic path computes the same sums in the same order (fused multiply-adds).
+//!
+//! Threads: when a product has at least 2²² multiply-adds (`3|P|m`, ~1 ms) and the rayon pool
+//! has more than one thread, each phase runs as two tasks — phase 1 on the rows of T split
+//! where V's pattern is halved, phase 2 on the two halves of the visiting order, into a
+//! buffer scattered afterwards — computing the same sums in the same order, so the result
+//! does not depend on the thread count (`RAYON_NUM_THREADS=1` keeps one thread).
 
 use crate::error::LinalgError;
 use crate::kernels::transpose_square;
@@ -37,6 +43,10 @@ use std::cell::RefCell;
 /// Bytes of a column panel of the packed `A`.
 const PANEL_BYTES: usize = 256;
 
+/// Multiply-adds of a product (`3|P|m`) from which each phase is split over two rayon tasks
+/// (when the pool has more than one thread): ~1 ms of work, far above the cost of a join.
+const PARALLEL_WORK: usize = 1 << 22;
+
 mod private {
     pub trait Sealed {}
     impl Sealed for f32 {}
@@ -44,7 +54,9 @@ mod private {
 }
 
 /// The floating-point type of a [`PairSandwich`]: `f32` or `f64`.
-pub trait Lane: Copy + Default + PartialEq + std::fmt::Debug + private::Sealed + 'static {
+pub trait Lane:
+    Copy + Default + PartialEq + std::fmt::Debug + private::Sealed + Send + Sync + 'static
+{
     /// `self` rounded to this type.
     fn from_f64(value: f64) -> Self;
     /// `self` as a double.
@@ -232,6 +244,10 @@ pub struct PairSandwich<T: Lane> {
     panels: Vec<T>,
     /// `A` row-major.
     rows: Vec<T>,
+    /// For the two-task products: the first row of T of the second task (half of V's
+    /// pattern on either side), and `sorted` with positions local to each half of it.
+    split_row: usize,
+    halves: Vec<(u32, u32, u32)>,
     scratch: RefCell<Scratch<T>>,
 }
 
@@ -242,6 +258,8 @@ struct Scratch<T> {
     t: Vec<T>,
     /// Tᵀ.
     v: Vec<T>,
+    /// The products in the order of `halves` (two-task products only).
+    buf: Vec<f64>,
 }
 
 impl<T: Lane> PairSandwich<T> {
@@ -307,6 +325,18 @@ impl<T: Lane> PairSandwich<T> {
             }
         }
         let rows: Vec<T> = a.iter().map(|&x| T::from_f64(x)).collect();
+        let parallel = 3 * pairs.len() * m >= PARALLEL_WORK;
+        let split_row = ptr.partition_point(|&q| q < pairs.len()).min(m);
+        let half = sorted.len() / 2;
+        let halves: Vec<(u32, u32, u32)> = if parallel {
+            sorted
+                .iter()
+                .enumerate()
+                .map(|(q, &(a, b, _))| (a, b, (if q < half { q } else { q - half }) as u32))
+                .collect()
+        } else {
+            Vec::new()
+        };
         Ok(Self {
             m,
             sorted,
@@ -315,11 +345,14 @@ impl<T: Lane> PairSandwich<T> {
             slot,
             panels,
             rows,
+            split_row,
             scratch: RefCell::new(Scratch {
                 values: vec![T::default(); 2 * pairs.len()],
                 t: vec![T::default(); m * m],
                 v: vec![T::default(); m * m],
+                buf: vec![0.0; if parallel { halves.len() } else { 0 }],
             }),
+            halves,
         })
     }
 }
@@ -332,7 +365,7 @@ impl<T: Lane> LinearOperator for PairSandwich<T> {
     fn apply(&self, x: ArrayView1<'_, f64>, mut out: ArrayViewMut1<'_, f64>) {
         debug_assert_eq!(x.len(), self.dim());
         let mut scratch = self.scratch.borrow_mut();
-        let Scratch { values, t, v } = &mut *scratch;
+        let Scratch { values, t, v, buf } = &mut *scratch;
         for (value, &k) in values.iter_mut().zip(&self.slot) {
             *value = T::from_f64(x[k as usize]);
         }
@@ -341,8 +374,35 @@ impl<T: Lane> LinearOperator for PairSandwich<T> {
             nbr: &self.nbr,
             values,
         };
-        T::phase1(rows, &self.panels, self.m, t);
-        transpose_square(t, v, self.m);
+        let m = self.m;
+        if !self.halves.is_empty() && rayon::current_num_threads() > 1 {
+            // Two tasks: rows of T split where V's pattern is halved, then the pairs halved.
+            let (t1, t2) = t.split_at_mut(self.split_row * m);
+            let second = RowsOfV {
+                ptr: &self.ptr[self.split_row..],
+                ..rows
+            };
+            let panels = &self.panels[..];
+            rayon::join(
+                || T::phase1(rows, panels, m, t1),
+                || T::phase1(second, panels, m, t2),
+            );
+            transpose_square(t, v, m);
+            let half = self.halves.len() / 2;
+            let (b1, b2) = buf.split_at_mut(half);
+            let (p1, p2) = self.halves.split_at(half);
+            let (a_rows, v) = (&self.rows[..], &v[..]);
+            rayon::join(
+                || T::phase2(a_rows, m, p1, v, b1),
+                || T::phase2(a_rows, m, p2, v, b2),
+            );
+            for (&value, &(_, _, k)) in buf.iter().zip(&self.sorted) {
+                out[k as usize] = value;
+            }
+            return;
+        }
+        T::phase1(rows, &self.panels, m, t);
+        transpose_square(t, v, m);
         match out.as_slice_mut() {
             Some(out) => T::phase2(&self.rows, self.m, &self.sorted, v, out),
             None => {
@@ -416,6 +476,49 @@ mod tests {
         for m in [5, 32, 64, 70, 131] {
             check::<f64>(m, 1e-12);
             check::<f32>(m, 2e-6);
+        }
+    }
+
+    /// The product of `check`'s data at m = 260 (large enough for two tasks), computed in a
+    /// pool of `threads` threads.
+    fn in_pool<T: Lane>(
+        threads: usize,
+        a: &ndarray::Array2<f64>,
+        pairs: &[(usize, usize)],
+    ) -> Array1<f64> {
+        let x: Vec<f64> = (0..pairs.len())
+            .map(|k| ((k * 37 % 11) as f64 - 5.0) / 3.0)
+            .collect();
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| {
+                let op = PairSandwich::<T>::new(a.view(), pairs).unwrap();
+                assert!(!op.halves.is_empty());
+                let mut out = Array1::zeros(pairs.len());
+                op.apply(ArrayView1::from(&x), out.view_mut());
+                out
+            })
+    }
+
+    #[test]
+    fn two_task_products_equal_one_task_products_and_the_definition() {
+        let m = 260;
+        let a = random_spd(m, 50.0, 4);
+        let pairs = some_pairs(m, 5);
+        assert!(3 * pairs.len() * m >= PARALLEL_WORK);
+        let x: Vec<f64> = (0..pairs.len())
+            .map(|k| ((k * 37 % 11) as f64 - 5.0) / 3.0)
+            .collect();
+        let want = by_definition(a.view(), &pairs, &x);
+        let scale = want.iter().fold(0.0_f64, |s, v| s.max(v.abs()));
+        let two64 = in_pool::<f64>(2, &a, &pairs);
+        // The same sums in the same order: identical.
+        assert_eq!(in_pool::<f64>(1, &a, &pairs), two64);
+        assert_eq!(in_pool::<f32>(1, &a, &pairs), in_pool::<f32>(2, &a, &pairs));
+        for (g, w) in two64.iter().zip(&want) {
+            assert!((g - w).abs() <= 1e-12 * scale, "{g} vs {w}");
         }
     }
 
