@@ -32,24 +32,32 @@
 //! whose products
 //! cost O(|Z| m) (the sparse pair kernel [`PairSandwich`]: `T = D Θ` by panels, then one dot
 //! product per free pair) or, when Z holds more than m²/8 pairs, two BLAS products of size m —
-//! in single precision when the forcing term is ≥ 1e-4 (`mixed_precision`; for the BLAS
-//! products only on m ≤ 256 nodes): their relative error (~1e-7·√m) is far below what is asked
-//! of the direction, and everything that decides (line search, gap, stopping, the polish's
-//! certificate) stays in double precision, so only the speed can change (BLAS products: −22 to
-//! −27 % inner time in matrix tuning at p = 100 and 200, same tuned criterion to 8 digits; at
-//! p = 500 it was slower, hence the size limit; the sparse kernel in single precision and its
-//! panel layout: inner time of tune_paper at p = 500 50.2 → 36.3 s). A single-precision CG
-//! that does not reach the forcing term within 60 iterations hands over to double precision
-//! for the rest of the solve.
+//! in single precision when the forcing term is ≥ 1e-4 (`mixed_precision`): their relative
+//! error (~1e-7·√m) is far below what is asked of the direction, and everything that decides
+//! (line search, gap, stopping, the polish's certificate) stays in double precision, so only
+//! the speed can change (BLAS products: −22 to −27 % inner time in matrix tuning at p = 100
+//! and 200, same tuned criterion to 8 digits; at p = 500 the dense steps of tune_paper took
+//! 5.6 s instead of 9.1 s — an earlier measurement there had found them slower and limited
+//! single-precision BLAS products to 256 nodes until 2026-11-26; the sparse kernel in single
+//! precision and its panel layout: inner time of tune_paper at p = 500 50.2 → 36.3 s). A
+//! single-precision CG that does not reach the forcing term within 60 iterations hands over
+//! to double precision for the rest of the solve.
 //! The step `U(α) = P(U + α D)`,
 //! α = 1, ½, … (P the projection onto the box, applied to the pair so that U stays exactly
 //! symmetric) is accepted when `S + U(α) ≻ 0` (Cholesky) and
 //! `h(U(α)) ≤ h(U) − σ max(0, ⟨Θ, U(α) − U⟩)`, σ = 1e-4; Θ is then `potri` of that factor.
 //!
 //! Start: `U₀ = Λ ⊙ sign(Θ₀)` on the support of the start Θ₀ (a warm start's active set, also
-//! when Λ changed) and `U₀ = clip(W₀ − S, −Λ, Λ)` off it; if `S + U₀` is not positive definite,
-//! U₀'s off-diagonal part is pulled toward 0 and then toward `−clip(S, −Λ, Λ)` (which makes
-//! `S + U` the soft-thresholded S, positive definite on a singular S when Λ is large enough).
+//! when Λ changed) and `U₀ = clip(W₀ − S, −Λ, Λ)` off it; if `S + U₀` is not positive definite
+//! (after a large decrease of the penalty), U₀ is pulled toward the warm start's dual point
+//! scaled into the new box, `diag(Λ) + c·(W₀ − S)_off` with the largest c ≤ 1 that fits —
+//! positive definite as a convex combination of W₀ and `S + diag(Λ)`, and for a scalar penalty
+//! c = λ/λ₀, which keeps the support of Θ₀ at its bounds, out of the free set — then toward
+//! `U = diag(Λ)` and toward `−clip(S, −Λ, Λ)` (which makes `S + U` the soft-thresholded S,
+//! positive definite on a singular S when Λ is large enough). Before the scaled anchor, the
+//! fallback was `diag(Λ)`, which made every pair interior, hence free: in tune_paper at
+//! p = 1000 the scalar stage's solve after its first long step took 43 s (eleven Newton steps
+//! on dense free sets, the first on all 499 500 pairs) and 16.5 s with it.
 //!
 //! Primal recovery. The dual iterate certifies itself cheaply: Θ = (S + U)⁻¹ is primal
 //! feasible, and its gap is
@@ -114,7 +122,7 @@ use std::cell::{Cell, RefCell};
 /// | `polish_gap` | 1e-9 | relative dual gap (or 0.1·`tol` if larger) at which the primal is recovered and polished | > 0 |
 /// | `max_cg_iter` | 200 | CG iterations per dual Newton step | ≥ 1 |
 /// | `dense_max` | 400 | free pairs up to which the Newton system is factored densely | ≥ 0 |
-/// | `mixed_precision` | true | single-precision products in CG steps whose forcing term is ≥ 1e-4 (BLAS products: systems on ≤ 256 nodes) | |
+/// | `mixed_precision` | true | single-precision products in CG steps whose forcing term is ≥ 1e-4 | |
 /// | `polish_max_iter` | 10 | Newton steps of each primal polish before a tighter dual round (then block coordinate descent) takes over | ≥ 0 |
 /// | `star_eta` | 3e-3 | CG forcing terms up to which the Newton systems are preconditioned by node stars instead of Jacobi (0: never) | ≥ 0 |
 #[derive(Debug, Clone)]
@@ -175,13 +183,6 @@ const MIN_POLISH_GAP: f64 = 1e-14;
 /// CG iterations allowed to a single-precision solve before double precision takes over.
 const SINGLE_PRECISION_MAX_ITER: usize = 60;
 
-/// Largest Newton system (nodes touched by the free set) solved with single-precision BLAS
-/// products (the sparse kernel has no limit). Measured in matrix tuning on the paper's data:
-/// −22 to −27 % inner time at p = 100 and 200, but +50 to +80 % at p = 500 (scalar stage 51 → 83 s, matrix stage 110 → 161 s;
-/// not from stalled CG solves — the 60-iteration hand-over did not change it; not
-/// understood yet).
-const SINGLE_PRECISION_MAX_NODES: usize = 256;
-
 /// Armijo constant.
 const SIGMA: f64 = 1e-4;
 /// Maximum step halvings.
@@ -214,9 +215,16 @@ fn dual_point(s: ArrayView2<'_, f64>, u: Array2<f64>) -> Option<DualIterate> {
 }
 
 /// The dual start: `U₀ = Λ ⊙ sign(Θ₀)` on the support of Θ₀, `U₀ = clip(W₀ − S, −Λ, Λ)` off
-/// it (upper triangle, mirrored), `U_ii = Λ_ii`;
-/// pulled toward `U = diag(Λ)` and then toward the soft-thresholding point
-/// `U = diag(Λ) − clip(S_off, −Λ, Λ)` until `S + U ≻ 0`.
+/// it (upper triangle, mirrored), `U_ii = Λ_ii`; if `S + U₀` is not positive definite, pulled
+/// toward three anchors in turn until it is:
+///
+/// 1. the warm start's dual point scaled into the box, `U = diag(Λ) + c·(W₀ − S)_off` with
+///    the largest `c ≤ 1` that keeps `|U| ≤ Λ`: `S + U = c·W₀ + (1 − c)(S + diag(Λ))` (for an
+///    unchanged diagonal) is positive definite when `S + diag(Λ)` is, and after a scalar
+///    penalty went from λ₀ to λ < λ₀, `c = λ/λ₀` and the support of Θ₀ is exactly at its new
+///    bounds (its pairs stay out of the free set);
+/// 2. `U = diag(Λ)`;
+/// 3. the soft-thresholding point `U = diag(Λ) − clip(S_off, −Λ, Λ)`.
 fn dual_start(
     s: ArrayView2<'_, f64>,
     lam: ArrayView2<'_, f64>,
@@ -227,18 +235,23 @@ fn dual_start(
     let mut u0 = Array2::<f64>::zeros((p, p));
     let mut diag = Array2::<f64>::zeros((p, p));
     let mut soft = Array2::<f64>::zeros((p, p));
+    let mut scale = 1.0_f64;
     for i in 0..p {
         u0[[i, i]] = lam[[i, i]];
         diag[[i, i]] = lam[[i, i]];
         soft[[i, i]] = lam[[i, i]];
         for j in i + 1..p {
             let l = lam[[i, j]];
+            let old = w0[[i, j]] - s[[i, j]];
+            if old.abs() > l {
+                scale = scale.min(l / old.abs());
+            }
             // On the support of Θ₀ the bound on the side of its sign (the warm start's
             // active set, also when Λ changed); elsewhere clip(W₀ − S).
             let v = if theta0[[i, j]] != 0.0 {
                 l * theta0[[i, j]].signum()
             } else {
-                (w0[[i, j]] - s[[i, j]]).clamp(-l, l)
+                old.clamp(-l, l)
             };
             u0[[i, j]] = v;
             u0[[j, i]] = v;
@@ -250,7 +263,25 @@ fn dual_start(
     if let Some(it) = dual_point(s, u0.clone()) {
         return Ok(it);
     }
-    for anchor in [&diag, &soft] {
+    let mut scaled = diag.clone();
+    if scale.is_finite() && scale > 0.0 {
+        for i in 0..p {
+            for j in 0..p {
+                let l = lam[[i, j]];
+                if i != j {
+                    let v = scale * (w0[[i, j]] - s[[i, j]]);
+                    // The support of Θ₀ at its bound when it is there up to rounding (an
+                    // interior pair would be free).
+                    scaled[[i, j]] = if theta0[[i, j]] != 0.0 && v.abs() >= (1.0 - 1e-6) * l {
+                        l * theta0[[i, j]].signum()
+                    } else {
+                        v.clamp(-l, l)
+                    };
+                }
+            }
+        }
+    }
+    for anchor in [&scaled, &diag, &soft] {
         let mut t = 0.5;
         for _ in 0..12 {
             let u = anchor + &((&u0 - anchor) * t);
@@ -534,9 +565,7 @@ impl PairSystem {
             th_r.view(),
             &pairs,
             dense,
-            single_ok.get()
-                && (!dense || m <= SINGLE_PRECISION_MAX_NODES)
-                && eta >= SINGLE_PRECISION_FORCING,
+            single_ok.get() && eta >= SINGLE_PRECISION_FORCING,
         )?;
         let diag: Array1<f64> = free
             .iter()
@@ -908,6 +937,70 @@ mod tests {
             assert_eq!(*a != 0.0, *b != 0.0);
             assert!((a - b).abs() <= 1e-7 * b.abs().max(1.0));
         }
+    }
+
+    #[test]
+    #[allow(clippy::float_cmp)] // exact bounds and exact symmetry are the point
+    fn a_warm_start_from_a_larger_penalty_keeps_its_support_at_the_new_bounds() {
+        // A warm start at λ₀ = 0.5 (support (0, 1) and (2, 3) at the bound, the other pairs
+        // interior) for λ = 0.1. `U₀` (support at ±λ, the rest of W₀ − S clipped) is not
+        // positive definite here (found by a random search over p = 6); the start must hold
+        // the support at ±λ with the sign of Θ₀ (not interior, hence free), stay in the box
+        // and have S + U ≻ 0.
+        let s: Array2<f64> = ndarray::arr2(&[
+            [0.566735, -0.406338, 0.184828, -0.606053, 0.20232, -0.227996],
+            [-0.406338, 2.095874, 0.355037, 1.27338, -0.346025, 0.398861],
+            [0.184828, 0.355037, 0.752539, -0.153101, -0.527957, -0.58945],
+            [-0.606053, 1.27338, -0.153101, 1.430076, -0.727835, 0.197914],
+            [0.20232, -0.346025, -0.527957, -0.727835, 1.757756, 0.984697],
+            [-0.227996, 0.398861, -0.58945, 0.197914, 0.984697, 1.188502],
+        ]);
+        let u_old: Array2<f64> = ndarray::arr2(&[
+            [0.0, -0.5, -0.421339, -0.080942, 0.14559, 0.216521],
+            [-0.5, 0.0, 0.090028, 0.300635, 0.01151, 0.112531],
+            [-0.421339, 0.090028, 0.0, 0.5, 0.496791, 0.471007],
+            [-0.080942, 0.300635, 0.5, 0.0, -0.032389, 0.029164],
+            [0.14559, 0.01151, 0.496791, -0.032389, 0.0, -0.290342],
+            [0.216521, 0.112531, 0.471007, 0.029164, -0.290342, 0.0],
+        ]);
+        let p = 6;
+        let w0 = &s + &u_old;
+        let support = [(0, 1), (2, 3)];
+        // Θ₀: only its pattern and signs are read (the sign of U on the support).
+        let mut theta0 = Array2::<f64>::eye(p);
+        for &(i, j) in &support {
+            theta0[[i, j]] = u_old[[i, j]].signum();
+            theta0[[j, i]] = u_old[[i, j]].signum();
+        }
+        let lam = Array2::from_shape_fn((p, p), |(i, j)| if i == j { 0.0 } else { 0.1 });
+        let mut u0 = Array2::<f64>::zeros((p, p));
+        for i in 0..p {
+            for j in 0..p {
+                if i != j {
+                    u0[[i, j]] = if theta0[[i, j]] != 0.0 {
+                        0.1 * theta0[[i, j]].signum()
+                    } else {
+                        u_old[[i, j]].clamp(-0.1, 0.1)
+                    };
+                }
+            }
+        }
+        assert!(dual_point(s.view(), w0.clone()).is_some(), "W₀ ≻ 0");
+        assert!(
+            dual_point(s.view(), u0).is_none(),
+            "S + U₀ is positive definite"
+        );
+        let it = dual_start(s.view(), lam.view(), theta0.view(), w0.view()).unwrap();
+        for i in 0..p {
+            for j in 0..p {
+                assert!(it.u[[i, j]].abs() <= lam[[i, j]]);
+                assert_eq!(it.u[[i, j]], it.u[[j, i]]);
+            }
+        }
+        for &(i, j) in &support {
+            assert_eq!(it.u[[i, j]], 0.1 * u_old[[i, j]].signum(), "({i}, {j})");
+        }
+        assert!(it.theta.iter().all(|v| v.is_finite()));
     }
 
     #[test]
