@@ -334,7 +334,7 @@ fn documented_errors() {
     ));
     // through the complement: one single-precision iteration on Z (its refinement round does
     // not converge and ends the refinement), one double-precision iteration on Z, then one
-    // finishing iteration on M
+    // finishing iteration on M (without the Kronecker preconditioner, no refinement on M)
     let short_complement = HypergradOptions {
         adjoint_solver: AdjointSolver::Complement,
         ..short
