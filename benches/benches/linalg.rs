@@ -1,7 +1,9 @@
 //! `linalg/*`: the dense kernels every layer stands on, and the raw GEMM rate that bounds them.
 //!
-//! Run with `OPENBLAS_NUM_THREADS=1 cargo bench -p ho-benches --bench linalg`; the thread count
-//! is printed with the results.
+//! Run with `OPENBLAS_NUM_THREADS=1 cargo bench -p ho-benches --bench linalg`; the thread counts
+//! are printed with the results. The sparse pair kernel splits its larger products (m = 500
+//! and 1000 here) over two rayon threads when the pool has them: `RAYON_NUM_THREADS=1` for
+//! one-thread figures.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ho_linalg::kernels::{axpy, dot};

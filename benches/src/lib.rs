@@ -5,7 +5,8 @@
 /// of its threads, the K-fold objective runs its folds on it).
 pub fn print_threads() {
     eprintln!(
-        "OPENBLAS_NUM_THREADS={}, rayon threads {} (RAYON_NUM_THREADS={})",
+        "BLAS threads {} (OPENBLAS_NUM_THREADS={}), rayon threads {} (RAYON_NUM_THREADS={})",
+        ho_linalg::blas_threads().map_or_else(|| "unknown".into(), |n| n.to_string()),
         std::env::var("OPENBLAS_NUM_THREADS").unwrap_or_else(|_| "unset".into()),
         rayon::current_num_threads(),
         std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "unset".into())

@@ -18,6 +18,7 @@
 use crate::BilevelError;
 use ho_glasso::{Auto, GlassoFit, GlassoOptions, GlassoProblem, GlassoSolver, Penalty};
 use ho_implicit::{Criterion, HypergradOptions, Hypergradient, HypergradientEngine};
+use ho_linalg::SingleThreadedBlas;
 use ho_outer::{Objective, OuterError};
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 use rayon::prelude::*;
@@ -270,10 +271,18 @@ impl BilevelObjective {
         self.last.as_ref().is_some_and(|e| e.x == x)
     }
 
+    /// When the folds run on several rayon threads at once, a guard that keeps each fold's
+    /// BLAS calls on its own thread (two pools on the same cores oversubscribe them: see
+    /// [`ho_linalg::threads`]).
+    fn parallel_folds(&self) -> Option<SingleThreadedBlas> {
+        (self.folds.len() > 1 && rayon::current_num_threads() > 1).then(SingleThreadedBlas::new)
+    }
+
     /// Solves every fold at `x` (warm-started) and returns the mean criterion.
     fn solve_at(&mut self, x: ArrayView1<'_, f64>) -> Result<f64, BilevelError> {
         let penalty = self.parametrization.penalty(x);
         let solver = &self.solver;
+        let _blas = self.parallel_folds();
         let results: Vec<Result<(f64, f64, f64), BilevelError>> = self
             .folds
             .par_iter_mut()
@@ -314,6 +323,7 @@ impl BilevelObjective {
         let p = self.folds[0].s_train.nrows();
         let lam = penalty.to_matrix(p);
         let param = self.parametrization;
+        let _blas = self.parallel_folds();
         let results: Vec<Result<FoldGrad, BilevelError>> = self
             .folds
             .par_iter_mut()

@@ -11,6 +11,7 @@ pub mod pairs;
 pub mod prox;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod threads;
 
 pub use covariance::{correlation, empirical_covariance};
 pub use dense::{
@@ -24,6 +25,7 @@ pub use krylov::{
 pub use pair_sandwich::{Lane, PairSandwich};
 pub use pairs::StarPreconditioner;
 pub use prox::{soft_threshold, soft_threshold_matrix, soft_threshold_scalar};
+pub use threads::{blas_threads, SingleThreadedBlas};
 
 /// Re-export of the ndarray version used throughout the workspace.
 pub use ndarray;

@@ -479,16 +479,14 @@ mod tests {
         }
     }
 
-    /// The product of `check`'s data at m = 260 (large enough for two tasks), computed in a
-    /// pool of `threads` threads.
+    /// `(A V A)_P` for `x`, computed in a pool of `threads` threads by an operator large enough
+    /// for two tasks.
     fn in_pool<T: Lane>(
         threads: usize,
         a: &ndarray::Array2<f64>,
         pairs: &[(usize, usize)],
+        x: &[f64],
     ) -> Array1<f64> {
-        let x: Vec<f64> = (0..pairs.len())
-            .map(|k| ((k * 37 % 11) as f64 - 5.0) / 3.0)
-            .collect();
         rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
@@ -497,7 +495,7 @@ mod tests {
                 let op = PairSandwich::<T>::new(a.view(), pairs).unwrap();
                 assert!(!op.halves.is_empty());
                 let mut out = Array1::zeros(pairs.len());
-                op.apply(ArrayView1::from(&x), out.view_mut());
+                op.apply(ArrayView1::from(x), out.view_mut());
                 out
             })
     }
@@ -513,10 +511,13 @@ mod tests {
             .collect();
         let want = by_definition(a.view(), &pairs, &x);
         let scale = want.iter().fold(0.0_f64, |s, v| s.max(v.abs()));
-        let two64 = in_pool::<f64>(2, &a, &pairs);
+        let two64 = in_pool::<f64>(2, &a, &pairs, &x);
         // The same sums in the same order: identical.
-        assert_eq!(in_pool::<f64>(1, &a, &pairs), two64);
-        assert_eq!(in_pool::<f32>(1, &a, &pairs), in_pool::<f32>(2, &a, &pairs));
+        assert_eq!(in_pool::<f64>(1, &a, &pairs, &x), two64);
+        assert_eq!(
+            in_pool::<f32>(1, &a, &pairs, &x),
+            in_pool::<f32>(2, &a, &pairs, &x)
+        );
         for (g, w) in two64.iter().zip(&want) {
             assert!((g - w).abs() <= 1e-12 * scale, "{g} vs {w}");
         }
