@@ -55,7 +55,7 @@ pub enum Validation {
 /// secant step past the optimum, L-BFGS's direction is tiny where the criterion is nearly
 /// linear in log λ; doubling took four trials, each a solve and a hypergradient, and stopped
 /// at a point that only just met the curvature condition, whose pair then sent the next
-/// step far off (to 200·λ*, a 62 s solve). With 4 (Moré and Thuente's extrapolation bound),
+/// step far off (to ~120·λ*, a 62 s solve). With 4 (Moré and Thuente's extrapolation bound),
 /// side by side on two cores: scalar stage 17 → 12 solves, 285 → 153 s, same λ*; whole
 /// tuning 794 → 724 s, matrix criterion −262.46 → −265.76; p = 100 and 200 same criteria,
 /// 3–4 fewer solves.
@@ -68,7 +68,7 @@ pub enum OptimizerKind {
     Gd,
     /// Gradient descent with an Armijo backtracking line search.
     Armijo,
-    /// L-BFGS with a Wolfe line search (the default).
+    /// L-BFGS with a Wolfe line search that expands short steps by 4 (the default).
     Lbfgs,
     /// Adam with learning rate `gd_step`.
     Adam,

@@ -610,6 +610,30 @@ mod tests {
         )
     }
 
+    /// The GLASSO solution (Θ, W) of `paper_data(40, n, 0.9, 3)` at 0.02·λ_max (the small
+    /// penalties of tuning: far from diagonally dominant), its active set and a symmetric
+    /// right-hand side on it, as the gradient of a criterion.
+    fn small_penalty_solution(n: usize) -> (Array2<f64>, Array2<f64>, ActiveSet, Array1<f64>) {
+        let data = ho_linalg::testing::paper_data(40, n, 0.9, 3);
+        let s = ho_linalg::empirical_covariance(data.x.view(), false).unwrap();
+        let lam = 0.02 * ho_glasso::lambda_max(s.view());
+        let fit = ho_glasso::NewtonCd {
+            options: ho_glasso::GlassoOptions {
+                tol: 1e-12,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+        .solve(&GlassoProblem::new(s.view(), Penalty::scalar(lam)), None)
+        .unwrap();
+        let active = ActiveSet::from_precision(fit.precision.view());
+        let b: Array1<f64> = active
+            .pairs()
+            .map(|(i, j)| ((3 * i.min(j) + i.max(j)) % 7) as f64 - 3.0)
+            .collect();
+        (fit.precision, fit.covariance, active, b)
+    }
+
     /// A precision matrix with a given fraction of exact zeros (symmetric, positive definite
     /// by diagonal dominance) and its inverse.
     fn sparse_pd(p: usize, keep: f64, seed: u64) -> (Array2<f64>, Array2<f64>) {
@@ -708,26 +732,8 @@ mod tests {
         // dominant, where Jacobi leaves CG many iterations. (On strongly diagonally dominant
         // matrices, as those of `sparse_pd`, Jacobi is already near the best and node stars
         // may take a few more iterations.)
-        let data = ho_linalg::testing::paper_data(40, 400, 0.9, 3);
-        let s = ho_linalg::empirical_covariance(data.x.view(), false).unwrap();
-        let lam = 0.02 * ho_glasso::lambda_max(s.view());
-        let fit = ho_glasso::NewtonCd {
-            options: ho_glasso::GlassoOptions {
-                tol: 1e-12,
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-        .solve(&GlassoProblem::new(s.view(), Penalty::scalar(lam)), None)
-        .unwrap();
-        let (theta, w) = (fit.precision, fit.covariance);
-        let active = ActiveSet::from_precision(theta.view());
+        let (theta, w, active, b) = small_penalty_solution(400);
         assert!(active.complement().len() > 200, "Z too small for the test");
-        // Symmetric, as the gradient of a criterion.
-        let b: Array1<f64> = active
-            .pairs()
-            .map(|(i, j)| ((3 * i.min(j) + i.max(j)) % 7) as f64 - 3.0)
-            .collect();
         let iterations: Vec<usize> = [false, true]
             .into_iter()
             .map(|star_preconditioner| {
@@ -806,24 +812,7 @@ mod tests {
         // A GLASSO solution at a small penalty, and a u off the exact adjoint by ~1e-6: the
         // certificate at 1e-12 fails; the refinement with single-precision products must meet
         // it without double-precision CG on M (which, without mixed precision, has to run).
-        let data = ho_linalg::testing::paper_data(40, 100, 0.9, 3);
-        let s = ho_linalg::empirical_covariance(data.x.view(), false).unwrap();
-        let lam = 0.02 * ho_glasso::lambda_max(s.view());
-        let fit = ho_glasso::NewtonCd {
-            options: ho_glasso::GlassoOptions {
-                tol: 1e-12,
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-        .solve(&GlassoProblem::new(s.view(), Penalty::scalar(lam)), None)
-        .unwrap();
-        let (theta, w) = (fit.precision, fit.covariance);
-        let active = ActiveSet::from_precision(theta.view());
-        let b: Array1<f64> = active
-            .pairs()
-            .map(|(i, j)| ((3 * i.min(j) + i.max(j)) % 7) as f64 - 3.0)
-            .collect();
+        let (theta, w, active, b) = small_penalty_solution(100);
         let exact = exact_adjoint(&w, &active, &b);
         let scale = max_abs(&exact);
         let kron = RestrictedKronecker::new(theta.view(), &active, Kernel::Dense);
