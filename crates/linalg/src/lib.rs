@@ -25,7 +25,7 @@ pub use krylov::{
 pub use pair_sandwich::{Lane, PairSandwich};
 pub use pairs::StarPreconditioner;
 pub use prox::{soft_threshold, soft_threshold_matrix, soft_threshold_scalar};
-pub use threads::{blas_threads, SingleThreadedBlas};
+pub use threads::{blas_threads, set_blas_threads, SingleThreadedBlas};
 
 /// Re-export of the ndarray version used throughout the workspace.
 pub use ndarray;
