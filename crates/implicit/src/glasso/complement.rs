@@ -822,6 +822,10 @@ mod tests {
             max_iter: 500,
         };
         let mut double_cg_on_m = Vec::new();
+        let certify =
+            |u: &mut Array1<f64>, options: &HypergradOptions, m: Option<&dyn LinearOperator>| {
+                certify_on_m(theta.view(), w.view(), &active, b.view(), u, options, m).unwrap()
+            };
         for mixed_precision in [false, true] {
             let counting = Counting {
                 inner: &kron,
@@ -833,16 +837,7 @@ mod tests {
                 ..Default::default()
             };
             let mut u = exact.mapv(|x| x + 1e-6 * scale * (x * 7.3).sin());
-            let report = certify_on_m(
-                theta.view(),
-                w.view(),
-                &active,
-                b.view(),
-                &mut u,
-                &options,
-                Some(&counting),
-            )
-            .unwrap();
+            let report = certify(&mut u, &options, Some(&counting));
             assert_eq!(report.status, Status::Converged);
             assert!(report.n_iter > 0);
             assert!(report.residual_norm <= 1e-12 * b.dot(&b).sqrt());
@@ -864,16 +859,7 @@ mod tests {
             },
             ..Default::default()
         };
-        let report = certify_on_m(
-            theta.view(),
-            w.view(),
-            &active,
-            b.view(),
-            &mut u,
-            &options,
-            None,
-        )
-        .unwrap();
+        let report = certify(&mut u, &options, None);
         assert_eq!(report.n_iter, 0);
         assert_eq!(u, exact);
     }
