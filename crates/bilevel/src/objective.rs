@@ -13,7 +13,7 @@
 //! solves once, and a repeated call costs nothing. Inner solves use a tight tolerance (a
 //! loose one gives a wrong support, hence a wrong gradient; DESIGN.md §2): 1e-10 by default,
 //! [`BilevelObjective::set_inner_tol`] to change it (the tuner's matrix stage uses 1e-7, and
-//! adjoint solves to a relative residual of 1e-6, [`BilevelObjective::set_adjoint_tol`]).
+//! adjoint solves to a relative residual of 1e-4, [`BilevelObjective::set_adjoint_tol`]).
 
 use crate::BilevelError;
 use ho_glasso::{Auto, GlassoFit, GlassoOptions, GlassoProblem, GlassoSolver, Penalty};

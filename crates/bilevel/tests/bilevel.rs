@@ -240,8 +240,8 @@ fn bad_options_and_data_are_errors() {
 #[test]
 fn the_matrix_stage_tolerances_keep_the_hypergradient() {
     // Warm-started evaluations along a path in the dense regime (DualPn), with the tuner's
-    // matrix-stage tolerances (inner gap 1e-7, adjoint residual 1e-6) and with the defaults
-    // (1e-10, 1e-10): same values and gradients.
+    // matrix-stage tolerances (inner gap 1e-7, adjoint residual 1e-4) and with the defaults
+    // (1e-10, 1e-10): same values, and gradients within the adjoint tolerance.
     let s_train = fixture("p20_n200_s3/S_train.csv");
     let s_val = fixture("p20_n200_s3/S_val.csv");
     let lmax = lambda_max(s_train.view());
@@ -271,13 +271,15 @@ fn the_matrix_stage_tolerances_keep_the_hypergradient() {
         );
         let (vt, gt) = tight.value_and_grad(x.view()).unwrap();
         let (vl, gl) = loose.value_and_grad(x.view()).unwrap();
-        // The criterion agrees to the inner tolerance, the gradient to 10× as much (measured:
-        // ≤ 2.5e-7 relative, most of it from the adjoint residual).
+        // The criterion agrees to the inner tolerance, the gradient to the adjoint residual
+        // asked (its relative error was 0.2–0.6× that residual along tune_paper's matrix
+        // stages, p = 100–500) or 10× the inner tolerance, whichever is larger.
         assert!((vt - vl).abs() <= tol * vt.abs(), "{vt} vs {vl}");
         let diff = (&gt - &gl).mapv(|v| v * v).sum().sqrt();
         let norm = gt.mapv(|v| v * v).sum().sqrt();
+        let allowed = defaults.matrix_adjoint_tol.max(10.0 * tol);
         assert!(
-            diff <= 10.0 * tol * norm,
+            diff <= allowed * norm,
             "step {step}: ‖Δg‖ {diff} vs ‖g‖ {norm}"
         );
     }
