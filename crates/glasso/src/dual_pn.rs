@@ -274,15 +274,18 @@ fn dual_start(
     if let Some(it) = dual_point(s, u0.clone()) {
         return Ok(it);
     }
-    // The warm start's dual point projected into the new box: where Λ only grew on the
-    // support of Θ₀, S + U is W₀ itself (positive definite), and those pairs start interior
-    // instead of at bounds that no longer fit (module docs, "Large increases").
+    // The warm start's dual point projected into the new box (U₀ already is, off the support
+    // of Θ₀): where Λ only grew on that support, S + U is W₀ itself (positive definite), and
+    // those pairs start interior instead of at bounds that no longer fit (module docs, "Large
+    // increases").
     let mut projected = u0.clone();
     for i in 0..p {
-        for j in 0..p {
-            if i != j {
+        for j in i + 1..p {
+            if theta0[[i, j]] != 0.0 {
                 let l = lam[[i, j]];
-                projected[[i, j]] = (w0[[i, j]] - s[[i, j]]).clamp(-l, l);
+                let v = (w0[[i, j]] - s[[i, j]]).clamp(-l, l);
+                projected[[i, j]] = v;
+                projected[[j, i]] = v;
             }
         }
     }
