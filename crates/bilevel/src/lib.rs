@@ -8,8 +8,8 @@ pub mod tuner;
 pub use error::BilevelError;
 pub use ho_implicit::{Criterion, HeldOutNll, Reconstruction};
 pub use objective::{
-    inner_options, inner_options_with_tol, BilevelObjective, BilevelStats, Fold, Parametrization,
-    INNER_TOL,
+    inner_options, inner_options_with_tol, AdaptiveAdjoint, BilevelObjective, BilevelStats, Fold,
+    Parametrization, INNER_TOL,
 };
 pub use split::{holdout, k_fold, FoldCov};
 pub use tuner::{

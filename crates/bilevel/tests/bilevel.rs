@@ -2,8 +2,8 @@
 //! reaches the fine-grid optimum of the paper's setup.
 
 use ho_bilevel::{
-    BilevelObjective, CriterionKind, Fold, GlassoTuner, HeldOutNll, OptimizerKind, Parametrization,
-    TunerOptions, Validation,
+    AdaptiveAdjoint, BilevelObjective, CriterionKind, Fold, GlassoTuner, HeldOutNll, OptimizerKind,
+    Parametrization, TunerOptions, Validation,
 };
 use ho_glasso::lambda_max;
 use ho_implicit::HypergradOptions;
@@ -314,4 +314,193 @@ fn bad_matrix_stage_tolerances_are_errors() {
             "matrix_adjoint_tol {v}"
         );
     }
+}
+
+/// A scalar objective on the fixture p20_n200_s3 (one hold-out fold), adjoint solves to a
+/// relative residual of 1e-11 or adaptive between 1e-8 and 1e-4.
+fn scalar_objective(adaptive: bool) -> BilevelObjective {
+    let fold = Fold::new(
+        fixture("p20_n200_s3/S_train.csv"),
+        Box::new(HeldOutNll::new(fixture("p20_n200_s3/S_val.csv"))),
+        HypergradOptions::default(),
+    );
+    let mut obj = BilevelObjective::new(
+        vec![fold],
+        Parametrization::Scalar {
+            penalize_diagonal: false,
+        },
+    );
+    if adaptive {
+        obj.set_adaptive_adjoint(Some(AdaptiveAdjoint {
+            tightest: 1e-8,
+            loosest: 1e-4,
+            fraction: AdaptiveAdjoint::DEFAULT_FRACTION,
+        }))
+        .unwrap();
+    } else {
+        obj.set_adjoint_tol(1e-11);
+    }
+    obj
+}
+
+/// log λ* of [`scalar_objective`], by bisection on the sign of the tight gradient.
+fn scalar_optimum(tight: &mut BilevelObjective) -> f64 {
+    let lmax = lambda_max(fixture("p20_n200_s3/S_train.csv").view());
+    let (mut lo, mut hi) = ((1e-3 * lmax).ln(), (0.5 * lmax).ln());
+    let grad = |obj: &mut BilevelObjective, x: f64| {
+        obj.value_and_grad(Array1::from_elem(1, x).view())
+            .unwrap()
+            .1[0]
+    };
+    assert!(
+        grad(tight, lo) < 0.0 && grad(tight, hi) > 0.0,
+        "no optimum in the bracket"
+    );
+    for _ in 0..40 {
+        let mid = 0.5 * (lo + hi);
+        if grad(tight, mid) < 0.0 {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    0.5 * (lo + hi)
+}
+
+#[test]
+fn the_adaptive_adjoint_tolerance_keeps_the_scalar_gradient_within_a_percent() {
+    // Along points approaching λ* (as an optimizer does), the adaptive objective solves
+    // loosely far away and tightly where the gradient's terms cancel; its gradient stays
+    // within 1 % of the tight one.
+    let mut tight = scalar_objective(false);
+    let x_star = scalar_optimum(&mut tight);
+    let mut adaptive = scalar_objective(true);
+    let mut tols = Vec::new();
+    for offset in [2.0, 1.0, 0.3, 0.1, 0.03, 0.01, 1e-3, 1e-4] {
+        let x = Array1::from_elem(1, x_star + offset);
+        let (vr, gr) = tight.value_and_grad(x.view()).unwrap();
+        let (va, ga) = adaptive.value_and_grad(x.view()).unwrap();
+        // The same value up to the inner tolerance (other warm starts).
+        assert!((va - vr).abs() <= 1e-9 * vr.abs(), "{va} vs {vr}");
+        assert!(
+            (ga[0] - gr[0]).abs() <= 0.01 * gr[0].abs(),
+            "offset {offset}: {} vs {}",
+            ga[0],
+            gr[0]
+        );
+        tols.push(adaptive.adjoint_tol().unwrap());
+    }
+    assert_eq!(
+        tols[0].to_bits(),
+        1e-4_f64.to_bits(),
+        "far from λ*, the loosest tolerance"
+    );
+    assert!(tols[7] <= 1e-6, "{tols:?}");
+}
+
+#[test]
+fn a_gradient_smaller_than_predicted_is_refined() {
+    // From a point far from λ* (the next prediction: the loosest tolerance) straight to one
+    // next to it: the computed gradient is too small for that tolerance and is refined.
+    let mut tight = scalar_objective(false);
+    let x_star = scalar_optimum(&mut tight);
+    let mut adaptive = scalar_objective(true);
+    adaptive
+        .value_and_grad(Array1::from_elem(1, x_star + 2.0).view())
+        .unwrap();
+    assert_eq!(adaptive.stats.n_adjoint_refinements, 0);
+    let x = Array1::from_elem(1, x_star + 1e-4);
+    let (_, gr) = tight.value_and_grad(x.view()).unwrap();
+    let (_, ga) = adaptive.value_and_grad(x.view()).unwrap();
+    assert!(adaptive.stats.n_adjoint_refinements >= 1);
+    assert_eq!(adaptive.stats.n_hypergrads, 2);
+    assert!(adaptive.adjoint_tol().unwrap() < 1e-5);
+    assert!(
+        (ga[0] - gr[0]).abs() <= 0.01 * gr[0].abs(),
+        "{} vs {}",
+        ga[0],
+        gr[0]
+    );
+}
+
+#[test]
+fn bad_adaptive_adjoint_bounds_are_errors() {
+    let mut obj = scalar_objective(false);
+    let good = AdaptiveAdjoint {
+        tightest: 1e-8,
+        loosest: 1e-4,
+        fraction: 0.01,
+    };
+    for (bad, field) in [
+        (
+            AdaptiveAdjoint {
+                tightest: 0.0,
+                ..good
+            },
+            "tightest",
+        ),
+        (
+            AdaptiveAdjoint {
+                tightest: 1e-3,
+                ..good
+            },
+            "tightest",
+        ),
+        (
+            AdaptiveAdjoint {
+                loosest: 1.0,
+                ..good
+            },
+            "loosest",
+        ),
+        (
+            AdaptiveAdjoint {
+                fraction: f64::NAN,
+                ..good
+            },
+            "fraction",
+        ),
+    ] {
+        let r = obj.set_adaptive_adjoint(Some(bad));
+        assert!(
+            matches!(r, Err(ho_bilevel::BilevelError::InvalidOption { name, .. }) if name == field),
+            "{bad:?}"
+        );
+    }
+    let d = paper_data(5, 100, 0.9, 7);
+    for v in [1e-9, 1.0, f64::NAN] {
+        let options = TunerOptions {
+            adjoint_tol_max: v,
+            ..Default::default()
+        };
+        let fitted = GlassoTuner { options }.fit(d.x.view());
+        assert!(
+            matches!(fitted, Err(ho_bilevel::BilevelError::InvalidOption { name, .. }) if name == "adjoint_tol_max"),
+            "adjoint_tol_max {v}"
+        );
+    }
+}
+
+#[test]
+fn adaptive_and_fixed_adjoint_tolerances_tune_the_same_lambda() {
+    let d = paper_data(20, 400, 0.9, 11);
+    let tune = |adjoint_tol_max: f64| {
+        GlassoTuner {
+            options: TunerOptions {
+                adjoint_tol_max,
+                ..Default::default()
+            },
+        }
+        .fit(d.x.view())
+        .unwrap()
+    };
+    let (fixed, adaptive) = (tune(1e-8), tune(1e-4));
+    assert_eq!(fixed.scalar.stats.n_adjoint_refinements, 0);
+    assert!(
+        (adaptive.lambda / fixed.lambda - 1.0).abs() <= 1e-3,
+        "{} vs {}",
+        adaptive.lambda,
+        fixed.lambda
+    );
+    assert!((adaptive.criterion - fixed.criterion).abs() <= 1e-9 * fixed.criterion.abs());
 }

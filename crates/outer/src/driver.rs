@@ -226,6 +226,11 @@ pub(crate) fn check_start_dim(
     Ok(())
 }
 
+/// A value whose last change is within this factor of the relative tolerance has nearly
+/// stalled (the predicted-decrease stop of L-BFGS): a superlinearly converging smooth run
+/// still changes by far more one step before its end, and takes that step.
+pub(crate) const STALL_FACTOR: f64 = 1e3;
+
 /// Bookkeeping of a gradient method: evaluation, best point, observer, stopping rules.
 pub(crate) struct Driver<'a> {
     pub(crate) eval: Evaluator<'a>,
@@ -392,6 +397,22 @@ impl<'a> Driver<'a> {
             return stop(Termination::TimeBudget);
         }
         Ok(())
+    }
+
+    /// Whether the value has nearly stalled (its last change `last_change` is at most
+    /// [`STALL_FACTOR`] times the tolerance) and a step along a direction of slope
+    /// `slope = ∇fᵀd < 0`, whose quadratic model predicts the decrease `½|slope|`, would gain
+    /// at most the tolerance `rel_tol · max(|f|, 1)`.
+    pub(crate) fn predicts_no_decrease(
+        &self,
+        it: &Iterate,
+        slope: f64,
+        last_change: Option<f64>,
+    ) -> bool {
+        let tol = self.rel_tol * it.value.abs().max(1.0);
+        self.rel_tol > 0.0
+            && last_change.is_some_and(|c| c <= STALL_FACTOR * tol)
+            && 0.5 * slope.abs() <= tol
     }
 
     /// The result: the best iterate and the counts.

@@ -14,7 +14,8 @@ pub enum Termination {
     /// The (projected) gradient norm fell to `grad_tol` or below.
     ConvergedGradNorm,
     /// The change of value over one iteration fell to `rel_tol · max(|f_prev|, |f|, 1)` or
-    /// below.
+    /// below (L-BFGS: or, the value having nearly stalled, the decrease its quasi-Newton
+    /// model predicts for the next step fell to `rel_tol · max(|f|, 1)`).
     ConvergedRelativeDecrease,
     /// `max_iter` iterations were made.
     MaxIter,

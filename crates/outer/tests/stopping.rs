@@ -785,3 +785,49 @@ fn lbfgs_reports_a_failed_line_search_along_steepest_descent() {
     assert_eq!((min.n_iter, min.n_evals), (0, 1));
     assert_abs_diff_eq!(min.x, Array1::zeros(5));
 }
+
+/// `100 + (x − 1)²/4` with its value rounded to multiples of 1e-9 (a bilevel value is only as
+/// exact as its inner solve) and a gradient off by up to 1e-6 (an inexact hypergradient).
+struct NoisyParabola;
+
+impl Objective for NoisyParabola {
+    fn dim(&self) -> usize {
+        1
+    }
+
+    fn value_and_grad(&mut self, x: ArrayView1<'_, f64>) -> Result<(f64, Array1<f64>), OuterError> {
+        let g = 0.5 * (x[0] - 1.0) + 1e-6 * (1e6 * x[0]).sin();
+        Ok((self.value(x)?, array![g]))
+    }
+
+    fn value(&mut self, x: ArrayView1<'_, f64>) -> Result<f64, OuterError> {
+        let d = x[0] - 1.0;
+        Ok(((100.0 + 0.25 * d * d) * 1e9).round() * 1e-9)
+    }
+}
+
+#[test]
+fn lbfgs_stops_when_its_model_predicts_less_than_the_value_tolerance() {
+    // rel_tol·|f| = 1e-8. The first steps change the value by 3e-6 and ~1e-6 (nearly
+    // stalled); then the quasi-Newton model predicts a decrease below 1e-8, where a line
+    // search would only compare rounded values: the run ends before it, although the last
+    // realized change was still above the tolerance.
+    let rel_tol = 1e-10;
+    let mut lbfgs = Lbfgs::new(LbfgsOptions {
+        grad_tol: 0.0,
+        rel_tol,
+        max_iter: 200,
+        ..LbfgsOptions::default()
+    });
+    let mut trace = Trace::default();
+    let (min, _) = run_counted(&mut lbfgs, NoisyParabola, array![1.004], &mut trace);
+    assert_eq!(min.termination, Termination::ConvergedRelativeDecrease);
+    let n = trace.rows.len();
+    let (prev, last) = (trace.rows[n - 2].value, trace.rows[n - 1].value);
+    assert!(
+        (prev - last).abs() > rel_tol * prev.abs(),
+        "{prev} → {last}"
+    );
+    assert!(min.n_evals <= 6, "{} evaluations", min.n_evals);
+    assert!((min.x[0] - 1.0).abs() <= 1e-4, "x = {}", min.x[0]);
+}
