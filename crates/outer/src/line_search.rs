@@ -320,6 +320,7 @@ impl AcceptanceRule for StrongWolfe {
 /// | `initial_step` | 1.0 | first trial step length `t₀` | (0, ∞) |
 /// | `shrink` | 0.5 | `t ← shrink · t` when a step is too long and no shorter acceptable-so-far step is known | (0, 1) |
 /// | `expand` | 2.0 | `t ← expand · t` when a step is too short and no upper bracket is known | (1, ∞) |
+/// | `max_expand` | 0 (off) | above `expand`: a too-short step with a known slope (Wolfe rules) is extrapolated to where the secant of the directional derivative vanishes, kept in `[expand · t, max_expand · t]` | [0, ∞) |
 /// | `max_trials` | 20 | trial points before giving up | ≥ 1 |
 /// | `interpolate` | true | replace the plain shrink by the minimizer of the quadratic through `f(x)`, `∇f(x)ᵀd`, `f(x + t d)`, kept in `[min(0.1, shrink) · t, shrink · t]` | — |
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -330,6 +331,8 @@ pub struct BacktrackingOptions {
     pub shrink: f64,
     /// Expansion factor.
     pub expand: f64,
+    /// Largest expansion factor of a secant extrapolation (at most `expand`: none).
+    pub max_expand: f64,
     /// Maximal number of trials.
     pub max_trials: usize,
     /// Quadratic interpolation when shrinking.
@@ -342,6 +345,7 @@ impl Default for BacktrackingOptions {
             initial_step: 1.0,
             shrink: 0.5,
             expand: 2.0,
+            max_expand: 0.0,
             max_trials: 20,
             interpolate: true,
         }
@@ -365,6 +369,9 @@ impl BacktrackingOptions {
         if !(self.expand > 1.0 && self.expand.is_finite()) {
             return invalid("expand", self.expand, "(1, ∞)");
         }
+        if !(self.max_expand >= 0.0 && self.max_expand.is_finite()) {
+            return invalid("max_expand", self.max_expand, "[0, ∞)");
+        }
         if self.max_trials == 0 {
             return invalid("max_trials", 0.0, "≥ 1");
         }
@@ -380,7 +387,11 @@ impl BacktrackingOptions {
 /// If the rule says the step is too long, `hi ← t` and the next trial is `shrink · t` (or the
 /// safeguarded quadratic interpolant) while `lo = 0`, the midpoint `(lo + hi)/2` otherwise. If
 /// it is too short, `lo ← t` and the next trial is `expand · t` while `hi = ∞`, the midpoint
-/// otherwise. With [`Armijo`] the steps only shrink, which is classical backtracking; with
+/// otherwise. With `max_expand > expand` and the slopes of a Wolfe rule, the expansion is
+/// instead the zero of the secant of the directional derivative through the last two points
+/// (`0` and the too-short trials), kept in `[expand · t, max_expand · t]` (`expand · t` when
+/// the slope did not increase): a first step whose scale is far off (L-BFGS's first step is
+/// the raw gradient) is reached in a few trials instead of one per factor `expand`. With [`Armijo`] the steps only shrink, which is classical backtracking; with
 /// [`Wolfe`] this is the bisection search of Lewis and Overton, which terminates for any
 /// function bounded below along `dir`. A NaN or infinite trial value counts as too long, so
 /// the step is shrunk.
@@ -473,6 +484,26 @@ impl<R: AcceptanceRule> Backtracking<R> {
     }
 }
 
+impl<R> Backtracking<R> {
+    /// Next trial after the too-short step `alpha` (slope `slope`, when known) with no upper
+    /// bracket; `(lo, slope_lo)` is the previous point (0 or the last too-short trial).
+    fn expand_from(&self, lo: f64, slope_lo: f64, alpha: f64, slope: Option<f64>) -> f64 {
+        let (expand, max_expand) = (self.options.expand, self.options.max_expand);
+        match slope {
+            Some(s) if max_expand > expand && s > slope_lo && s < 0.0 => {
+                // Zero of the line through (lo, slope_lo) and (alpha, s).
+                let t = alpha - s * (alpha - lo) / (s - slope_lo);
+                if t.is_finite() {
+                    t.clamp(expand * alpha, max_expand * alpha)
+                } else {
+                    max_expand * alpha
+                }
+            }
+            _ => expand * alpha,
+        }
+    }
+}
+
 impl<R: AcceptanceRule> LineSearch for Backtracking<R> {
     fn search(
         &mut self,
@@ -489,6 +520,8 @@ impl<R: AcceptanceRule> LineSearch for Backtracking<R> {
         }
         let needs_grad = self.rule.needs_grad();
         let (mut lo, mut hi) = (0.0_f64, f64::INFINITY);
+        // The slope at lo (the secant extrapolation's other point).
+        let mut slope_lo = slope0;
         let mut alpha = self.options.initial_step;
         let mut trial_x = Array1::zeros(x.len());
         let mut last_alpha = alpha;
@@ -527,12 +560,16 @@ impl<R: AcceptanceRule> LineSearch for Backtracking<R> {
                     };
                 }
                 Verdict::TooShort => {
-                    lo = alpha;
-                    alpha = if hi.is_finite() {
-                        0.5 * (lo + hi)
+                    let next = if hi.is_finite() {
+                        0.5 * (alpha + hi)
                     } else {
-                        self.options.expand * alpha
+                        self.expand_from(lo, slope_lo, alpha, trial.slope)
                     };
+                    lo = alpha;
+                    if let Some(s) = trial.slope {
+                        slope_lo = s;
+                    }
+                    alpha = next;
                 }
             }
         }

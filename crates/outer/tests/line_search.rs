@@ -96,6 +96,40 @@ fn wolfe_expands_short_steps() {
     assert!(step.n_trials > 1);
 }
 
+/// With `max_expand`, a far too short step is extrapolated along the secant of the slope.
+#[test]
+fn wolfe_extrapolates_far_too_short_steps_by_the_secant_of_the_slope() {
+    // f = (x − 3)² from x = 10 along d = −0.001: the slope vanishes at t = 7000. Plain
+    // expansion by 4 tries 1, 4, …, 1024 (accepted: 6 trials); the secant of the slope (exact
+    // on a quadratic) asks 7000, kept within 64× of each trial: 1, 64, 4096 (accepted).
+    let x = array![10.0];
+    let dir = array![-0.001];
+    let search = |max_expand: f64| {
+        let mut obj = Counting::new(Shifted { n: 1 });
+        let (f0, g0) = at(&mut Shifted { n: 1 }, &x);
+        let options = BacktrackingOptions {
+            expand: 4.0,
+            max_expand,
+            ..Default::default()
+        };
+        let step = Backtracking::new(options, Wolfe::default())
+            .search(&mut obj, x.view(), f0, g0.view(), dir.view())
+            .unwrap();
+        (step.alpha, step.n_trials)
+    };
+    assert_eq!(search(0.0), (1024.0, 6));
+    assert_eq!(
+        search(4.0),
+        (1024.0, 6),
+        "max_expand = expand: no extrapolation"
+    );
+    assert_eq!(search(64.0), (4096.0, 3));
+    // A wider bound lands on the minimizer along the line.
+    let (alpha, trials) = search(1e4);
+    assert_abs_diff_eq!(alpha, 7000.0, epsilon = 1e-6);
+    assert_eq!(trials, 2);
+}
+
 /// A NaN trial value is a failed trial: the step shrinks until the value is finite.
 #[test]
 fn nan_trials_are_shrunk() {
@@ -245,6 +279,15 @@ fn invalid_line_search_options_are_rejected() {
         "shrink"
     );
     assert_eq!(name(bt(BacktrackingOptions { expand: 1.0, ..d })), "expand");
+    for bad in [-1.0, f64::NAN, f64::INFINITY] {
+        assert_eq!(
+            name(bt(BacktrackingOptions {
+                max_expand: bad,
+                ..d
+            })),
+            "max_expand"
+        );
+    }
     assert_eq!(
         name(bt(BacktrackingOptions { max_trials: 0, ..d })),
         "max_trials"
