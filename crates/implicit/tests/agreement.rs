@@ -231,7 +231,7 @@ fn the_support_and_complement_adjoint_solvers_agree_warm_and_cold() {
         let mut previous: Option<ho_glasso::GlassoFit> = None;
         let lmax = lambda_max(s.view());
         // a short path: the second and third calls are warm-started across support changes
-        for k in 0..3 {
+        for k in 0..5 {
             let lambda = lmax * ratio * (0.9_f64).powi(k);
             let problem = GlassoProblem::new(s.view(), Penalty::scalar(lambda));
             let fit = tight_solver().solve(&problem, previous.as_ref()).unwrap();
@@ -433,5 +433,84 @@ fn the_generic_dense_jacobian_of_the_glasso_system_gives_the_same_matrix() {
         if fit.precision[[k / 6, k % 6]] == 0.0 {
             assert!(col.iter().all(|v| v.abs() == 0.0));
         }
+    }
+}
+
+#[test]
+fn the_engine_tightens_the_complement_margin_after_a_missed_certificate() {
+    // With the Z system solved only to the requested residual itself (margin 1), the
+    // recovered adjoint misses it on M (the Z residual is amplified) and a finishing solve
+    // on M follows; the engine then asks the next Z solves for 0.3/ratio of that, and their
+    // adjoints pass the certificate. Every gradient matches a tight solve.
+    let (s, s_val) = random_problem(40, 800, 9);
+    let crit = HeldOutNll::new(s_val);
+    let options = HypergradOptions {
+        adjoint_solver: AdjointSolver::Complement,
+        complement_margin: 1.0,
+        cg: CgOptions {
+            rel_tol: 1e-6,
+            abs_tol: 0.0,
+            max_iter: 5000,
+        },
+        ..Default::default()
+    };
+    let mut engine = HypergradientEngine::new(options);
+    let lmax = lambda_max(s.view());
+    let mut previous: Option<ho_glasso::GlassoFit> = None;
+    let mut ratios = Vec::new();
+    for k in 0..5 {
+        let problem = GlassoProblem::new(s.view(), Penalty::scalar(lmax * 0.01 * 0.95_f64.powi(k)));
+        let fit = tight_solver().solve(&problem, previous.as_ref()).unwrap();
+        let margin = engine.complement_margin();
+        let h = engine.hypergradient(&fit, &problem, &crit).unwrap();
+        let reference = hypergradient(&fit, &problem, &crit, &tight()).unwrap();
+        let (g, r) = (h.grad_matrix.unwrap(), reference.grad_matrix.unwrap());
+        assert!(max_abs_diff(&g, &r) <= 1e-4 * max_abs(&r), "k={k}");
+        let ratio = h.certificate_ratio.unwrap();
+        if ratio > 1.0 {
+            let expected = (margin * 0.3 / ratio).clamp(1.0 / 50.0, 1.0);
+            assert_eq!(engine.complement_margin().to_bits(), expected.to_bits());
+        }
+        ratios.push((margin, ratio));
+        previous = Some(fit);
+    }
+    // (margin, ratio) per step: a miss, then passes with a margin below the option.
+    assert!(ratios.iter().any(|&(_, r)| r > 1.0), "{ratios:?}");
+    for w in ratios.windows(2) {
+        if w[0].1 > 1.0 {
+            assert!(w[1].0 < w[0].0 && w[1].1 <= 1.0, "{ratios:?}");
+        }
+    }
+    // The stateless solver keeps the option, and reports no ratio for the support solver.
+    let problem = GlassoProblem::new(s.view(), Penalty::scalar(lmax * 0.01));
+    let fit = tight_solver().solve(&problem, None).unwrap();
+    let support = HypergradOptions {
+        adjoint_solver: AdjointSolver::Support,
+        ..options
+    };
+    assert!(hypergradient(&fit, &problem, &crit, &support)
+        .unwrap()
+        .certificate_ratio
+        .is_none());
+    for bad in [0.0, 1.5, f64::NAN] {
+        let r = hypergradient(
+            &fit,
+            &problem,
+            &crit,
+            &HypergradOptions {
+                complement_margin: bad,
+                ..options
+            },
+        );
+        assert!(
+            matches!(
+                r,
+                Err(ImplicitError::InvalidOption {
+                    name: "complement_margin",
+                    ..
+                })
+            ),
+            "{bad}"
+        );
     }
 }

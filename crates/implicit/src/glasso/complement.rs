@@ -74,6 +74,8 @@ pub(crate) struct ComplementSolution {
     /// Iterations of the Z solve plus those of the finishing CG on M (if any), and the
     /// recomputed residual `‖M u − b‖`.
     pub report: SolveReport,
+    /// The residual on M of the recovered u over the requested one (before any finishing).
+    pub certificate_ratio: f64,
 }
 
 /// Solves `M u = b`, `M = (W ⊗ W)_{E,E}`, through the complement Z of E (module docs).
@@ -125,7 +127,7 @@ pub(crate) fn solve_by_complement(
             active.scatter(b, v.view_mut());
         }
         let zcg = CgOptions {
-            rel_tol: (cg.rel_tol * Z_MARGIN).max(cg.rel_tol.min(Z_MARGIN_FLOOR)),
+            rel_tol: (cg.rel_tol * options.complement_margin).max(cg.rel_tol.min(Z_MARGIN_FLOOR)),
             ..*cg
         };
         // Single-precision products: two BLAS products on the ordered entries, or the sparse
@@ -169,7 +171,7 @@ pub(crate) fn solve_by_complement(
     } else {
         active.gather_owned(y.view())
     };
-    let report = certify_on_m(
+    let (report, certificate_ratio) = certify_on_m(
         precision,
         covariance,
         active,
@@ -195,6 +197,7 @@ pub(crate) fn solve_by_complement(
             n_iter: n_iter + report.n_iter,
             ..report
         },
+        certificate_ratio,
     })
 }
 
@@ -224,7 +227,8 @@ fn recover(
 /// by iterative refinement with single-precision products of M and of `(Θ̂ V Θ̂)_E` (residuals
 /// in double precision; the missing digits are usually one or two, so one round of half-cost
 /// iterations), then, if that falls short, by double-precision CG on M preconditioned by
-/// `precondition_m`. Returns the iterations spent here and the final residual.
+/// `precondition_m`. Returns the iterations spent here and the final residual, and the
+/// recomputed residual over the requested one (before any improvement).
 ///
 /// # Errors
 /// [`ImplicitError::LinearSolveFailed`] when the double-precision CG stops at its budget.
@@ -236,7 +240,7 @@ fn certify_on_m(
     u: &mut Array1<f64>,
     options: &HypergradOptions,
     precondition_m: Option<&dyn LinearOperator>,
-) -> Result<SolveReport, ImplicitError> {
+) -> Result<(SolveReport, f64), ImplicitError> {
     let cg = &options.cg;
     let m = RestrictedKronecker::new(covariance, active, Kernel::Auto);
     let mut r = Array1::zeros(active.len());
@@ -244,12 +248,16 @@ fn certify_on_m(
     r.zip_mut_with(&b, |ri, &bi| *ri = bi - *ri);
     let residual_norm = r.dot(&r).sqrt();
     let target = (cg.rel_tol * b.dot(&b).sqrt()).max(cg.abs_tol);
+    let ratio = residual_norm / target;
     if residual_norm <= target {
-        return Ok(SolveReport {
-            n_iter: 0,
-            residual_norm,
-            status: Status::Converged,
-        });
+        return Ok((
+            SolveReport {
+                n_iter: 0,
+                residual_norm,
+                status: Status::Converged,
+            },
+            ratio,
+        ));
     }
     let mut n_iter = 0;
     if options.mixed_precision && options.preconditioner == PreconditionerKind::Kronecker {
@@ -258,11 +266,14 @@ fn certify_on_m(
         let refined = refine_in_single_precision(&m, &m32, None, &pre32, b, u, Some(r), cg);
         n_iter += refined.n_iter;
         if refined.converged {
-            return Ok(SolveReport {
-                n_iter,
-                residual_norm: refined.residual_norm,
-                status: Status::Converged,
-            });
+            return Ok((
+                SolveReport {
+                    n_iter,
+                    residual_norm: refined.residual_norm,
+                    status: Status::Converged,
+                },
+                ratio,
+            ));
         }
     }
     let report = pcg(&m, precondition_m, b, u.view_mut(), cg)?;
@@ -272,10 +283,13 @@ fn certify_on_m(
             n_iter: n_iter + report.n_iter,
         });
     }
-    Ok(SolveReport {
-        n_iter: n_iter + report.n_iter,
-        ..report
-    })
+    Ok((
+        SolveReport {
+            n_iter: n_iter + report.n_iter,
+            ..report
+        },
+        ratio,
+    ))
 }
 
 /// Single-precision products of the Z system, and the positions of the orientations of each
@@ -399,13 +413,7 @@ const SINGLE_PRECISION_TOL: f64 = 1e-4;
 /// be above 1e-4 on ill-conditioned systems; double precision continues from there anyway).
 const SINGLE_PRECISION_MAX_ITER: usize = 100;
 
-/// The Z system is solved to this fraction of the requested relative residual: the residual
-/// of the recovered u on M was 10–13× the Z residual on the paper's data, and a finishing CG
-/// on M costs twice as much per iteration (its Kronecker preconditioner is two more
-/// products) as the extra Z iterations.
-const Z_MARGIN: f64 = 0.05;
-
-/// The margin is only taken while the Z target stays above this: CG's attainable relative
+/// The margin (`HypergradOptions::complement_margin`) is only taken while the Z target stays above this: CG's attainable relative
 /// residual is about eps·κ, and asking for less stalls it until its iteration budget (a
 /// 1e-8 request made 5e-10 at p = 500 and quadrupled the time of the scalar stage).
 const Z_MARGIN_FLOOR: f64 = 1e-8;
@@ -824,7 +832,9 @@ mod tests {
         let mut double_cg_on_m = Vec::new();
         let certify =
             |u: &mut Array1<f64>, options: &HypergradOptions, m: Option<&dyn LinearOperator>| {
-                certify_on_m(theta.view(), w.view(), &active, b.view(), u, options, m).unwrap()
+                certify_on_m(theta.view(), w.view(), &active, b.view(), u, options, m)
+                    .unwrap()
+                    .0
             };
         for mixed_precision in [false, true] {
             let counting = Counting {

@@ -97,6 +97,7 @@ pub enum AdjointSolver {
 /// | `dense_limit` | 4000 | largest \|E\| for [`Method::DenseKronecker`] | ≥ 1 |
 /// | `adjoint_solver` | [`AdjointSolver::Auto`] | how the adjoint system is solved | |
 /// | `complement_fraction` | 2 | Auto uses the complement when \|Z\| ≤ this · \|E\| (E at least a third of the entries) | ≥ 0 |
+/// | `complement_margin` | 0.05 | complement solve: the Z system is solved to this fraction of the requested relative residual ([`HypergradientEngine`] adapts it) | (0, 1] |
 /// | `mixed_precision` | true | complement solve: refinement rounds (each to 1e-4) with single-precision products, residuals, the rest and the certificate in double | |
 /// | `star_preconditioner` | true | complement solve: CG on Z preconditioned by node stars (additive Schwarz) instead of Jacobi | |
 /// | `full_matrix` | false | per-entry matrix also for a scalar penalty with Forward, Unrolled, FiniteDiff | |
@@ -121,6 +122,13 @@ pub struct HypergradOptions {
     pub adjoint_solver: AdjointSolver,
     /// [`AdjointSolver::Auto`]'s switch: the complement when `|Z| ≤ complement_fraction·|E|`.
     pub complement_fraction: f64,
+    /// The complement solve asks of the Z system this fraction of the requested relative
+    /// residual: the residual of the recovered u on M is the Z residual amplified by
+    /// `(W ⊗ W)_{E,Z}` (10–13× on the paper's data at p = 100, 20–100× at p = 500–1000), and a
+    /// finishing solve on M costs more per iteration than the Z system (two dense products
+    /// and two for its preconditioner). [`HypergradientEngine`] adapts it to the
+    /// amplification it observes.
+    pub complement_margin: f64,
     /// Whether the complement solve refines with single-precision products (dense BLAS
     /// products, or the sparse pair kernel with the node-star preconditioner), each round to
     /// the relative residual 1e-4; residuals, the rest of the solve and the certification on
@@ -152,6 +160,7 @@ impl Default for HypergradOptions {
             dense_limit: 4000,
             adjoint_solver: AdjointSolver::Auto,
             complement_fraction: 2.0,
+            complement_margin: 0.05,
             mixed_precision: true,
             star_preconditioner: true,
             full_matrix: false,
@@ -175,6 +184,13 @@ impl HypergradOptions {
                 name: "complement_fraction",
                 value: self.complement_fraction,
                 range: "≥ 0",
+            });
+        }
+        if !(self.complement_margin > 0.0 && self.complement_margin <= 1.0) {
+            return Err(ImplicitError::InvalidOption {
+                name: "complement_margin",
+                value: self.complement_margin,
+                range: "(0, 1]",
             });
         }
         if self.dense_limit == 0 {
@@ -219,6 +235,10 @@ pub struct Hypergradient {
     pub dual_gap: f64,
     /// The method used.
     pub method: Method,
+    /// Through the complement: the residual on M of the adjoint recovered from the Z solve
+    /// over the requested one, before any finishing solve on M (above 1: one was needed).
+    /// `None` for the other solvers and methods.
+    pub certificate_ratio: Option<f64>,
     /// The linear solve: CG iterations and residual ‖M u − g_E‖ (Adjoint; through the
     /// complement: the iterations on Z plus any finishing ones on M, and the residual
     /// recomputed on M; Forward: summed
@@ -302,12 +322,27 @@ pub fn hypergradient_finite_diff(
 /// Stateful hypergradients: keeps the last adjoint `u` and its support, and warm-starts the
 /// next [`Method::Adjoint`] solve from it (remapped onto the new support; pairs new to the
 /// support start at 0). Use one engine per sequence of nearby penalties (an outer loop).
+///
+/// It also adapts the complement solve's margin to the amplification it observes: after a
+/// solve through the complement whose certificate ratio on M was r with the margin m, the
+/// next margin is `m · 0.3 / r` when r > 1 (missed) or r < 0.3 (more than needed), kept in
+/// `[complement_margin / 50, complement_margin]` (the option is the largest). The amplification of the Z residual on M grows with p on the
+/// paper's data (certificates missed by 1–3× at p = 500 and 2–5× at p = 1000 in matrix
+/// tuning with the margin 0.05, each miss finished by 2–8 iterations on M of four dense
+/// products): a tighter Z solve costs a few more sparse iterations instead.
 #[derive(Debug, Clone)]
 pub struct HypergradientEngine {
     /// The options of every call.
     pub options: HypergradOptions,
     previous: Option<(ActiveSet, Array1<f64>)>,
+    margin: Option<f64>,
 }
+
+/// The certificate ratio the adapted complement margin aims at.
+const CERTIFICATE_AIM: f64 = 0.3;
+
+/// The smallest adapted complement margin, relative to the option.
+const MARGIN_RANGE: f64 = 50.0;
 
 impl HypergradientEngine {
     /// An engine without a warm start yet.
@@ -315,7 +350,13 @@ impl HypergradientEngine {
         Self {
             options,
             previous: None,
+            margin: None,
         }
+    }
+
+    /// The complement margin of the next solve (see the type's documentation).
+    pub fn complement_margin(&self) -> f64 {
+        self.margin.unwrap_or(self.options.complement_margin)
     }
 
     /// [`hypergradient`] with the warm start, which is then replaced by this call's adjoint.
@@ -328,16 +369,33 @@ impl HypergradientEngine {
         problem: &GlassoProblem<'_>,
         criterion: &dyn Criterion,
     ) -> Result<Hypergradient, ImplicitError> {
+        let options = HypergradOptions {
+            complement_margin: self.complement_margin(),
+            ..self.options
+        };
         let (h, adjoint) = compute(
             fit,
             problem,
             criterion,
-            &self.options,
+            &options,
             self.previous.as_ref(),
             None,
         )?;
         if let Some(state) = adjoint {
             self.previous = Some(state);
+        }
+        // A passed certificate above the aim keeps the margin (hysteresis).
+        if let Some(r) = h
+            .certificate_ratio
+            .filter(|&r| !(CERTIFICATE_AIM..=1.0).contains(&r) && !r.is_nan())
+        {
+            let largest = self.options.complement_margin;
+            let next = options.complement_margin * CERTIFICATE_AIM / r;
+            self.margin = Some(if next.is_finite() {
+                next.clamp(largest / MARGIN_RANGE, largest)
+            } else {
+                largest
+            });
         }
         Ok(h)
     }
@@ -359,6 +417,7 @@ struct Partial {
     grad_matrix: Option<Array2<f64>>,
     report: SolveReport,
     adjoint: Option<Array1<f64>>,
+    certificate_ratio: Option<f64>,
 }
 
 /// The prepared quantities every method uses.
@@ -444,7 +503,7 @@ fn adjoint(
         }
     };
     let start = warm.and_then(|(a, u)| ctx.active.remap_from(a, u.view()));
-    let (hypergrad, adjoint, report) = if complement {
+    let (hypergrad, adjoint, report, certificate_ratio) = if complement {
         let precond = if options.preconditioner == PreconditionerKind::None {
             None
         } else {
@@ -463,6 +522,7 @@ fn adjoint(
             hypergradient_from_adjoint(&sys, sol.u.view()),
             sol.u,
             sol.report,
+            Some(sol.certificate_ratio),
         )
     } else {
         let sol = hypergradient_adjoint(
@@ -471,13 +531,14 @@ fn adjoint(
             &options.implicit(),
             start.as_ref().map(|u| u.view()),
         )?;
-        (sol.hypergrad, sol.adjoint, sol.report)
+        (sol.hypergrad, sol.adjoint, sol.report, None)
     };
     Ok(Partial {
         grad_lambda: None,
         grad_matrix: Some(reshape(hypergrad, ctx.p())?),
         report,
         adjoint: Some(adjoint),
+        certificate_ratio,
     })
 }
 
@@ -522,6 +583,7 @@ fn forward(ctx: &Context<'_, '_>, options: &HypergradOptions) -> Result<Partial,
         grad_matrix,
         report: total,
         adjoint: None,
+        certificate_ratio: None,
     })
 }
 
@@ -571,6 +633,7 @@ fn dense_kronecker(
             status: Status::Converged,
         },
         adjoint: None,
+        certificate_ratio: None,
     })
 }
 
@@ -614,6 +677,7 @@ fn unrolled(ctx: &Context<'_, '_>, options: &HypergradOptions) -> Result<Partial
             status: Status::Converged,
         },
         adjoint: None,
+        certificate_ratio: None,
     })
 }
 
@@ -645,6 +709,7 @@ fn finite_diff(
             status: Status::Converged,
         },
         adjoint: None,
+        certificate_ratio: None,
     })
 }
 
@@ -731,6 +796,7 @@ fn compute(
             margin,
             dual_gap: fit.dual_gap,
             method: options.method,
+            certificate_ratio: partial.certificate_ratio,
             report: partial.report,
             seconds: start.elapsed().as_secs_f64(),
         },
