@@ -429,35 +429,30 @@ impl BilevelObjective {
             Parametrization::Scalar { .. } => self.adaptive,
             Parametrization::Matrix { .. } => None,
         };
+        let Some(a) = adaptive else {
+            let (grad, _) = self.grad_once(None)?;
+            self.stats.n_hypergrads += self.folds.len();
+            return Ok(grad);
+        };
         let [last, before] = self.last_ratios;
-        let mut tol = adaptive.map(|a| a.predict(last, before));
-        let (mut grad, mut terms) = self.grad_once(tol)?;
+        let mut t = a.predict(last, before);
+        let (mut grad, mut terms) = self.grad_once(Some(t))?;
         self.stats.n_hypergrads += self.folds.len();
-        let mut refined = false;
-        loop {
-            let (Some(a), Some(t)) = (adaptive, tol) else {
-                return Ok(grad);
-            };
-            // A zero A (no penalized entry in the support) is an exact zero gradient.
-            if terms == 0.0 {
-                return Ok(grad);
-            }
+        // A zero A (no penalized entry in the support) is an exact zero gradient.
+        while terms > 0.0 {
             let ratio = grad[0].abs() / terms;
-            if refined {
-                self.last_ratios[0] = Some(ratio);
-            } else {
-                self.last_ratios = [Some(ratio), last];
-            }
+            // A refinement replaces this evaluation's ratio.
+            self.last_ratios = [Some(ratio), last];
             // The estimated error t·A against the allowed multiple of fraction·|g|.
             if t <= a.tightest || !(t * terms > AdaptiveAdjoint::SLACK * a.fraction * grad[0].abs())
             {
-                return Ok(grad);
+                break;
             }
-            refined = true;
-            tol = Some(a.tol_for(ratio).min(0.1 * t).max(a.tightest));
-            (grad, terms) = self.grad_once(tol)?;
+            t = a.tol_for(ratio).min(0.1 * t).max(a.tightest);
+            (grad, terms) = self.grad_once(Some(t))?;
             self.stats.n_adjoint_refinements += self.folds.len();
         }
+        Ok(grad)
     }
 
     /// One hypergradient per fold at the last solved point (adjoint tolerance `tol` when

@@ -124,8 +124,8 @@ impl LbfgsOptions {
 /// `½|∇fᵀd|` is ≤ `rel_tol · max(|f|, 1)`, the run ends as a relative-decrease convergence:
 /// near the minimum of a noisy objective (a bilevel value is only as exact as its inner
 /// solve) the line search would otherwise spend many evaluations on differences at the
-/// noise level (20 at p = 100 in a scalar tuning whose gradient was 2e-6). A line search that fails
-/// along the steepest-descent direction ends the run with
+/// noise level (20 at p = 100 in a scalar tuning whose gradient was 2e-6). A line search
+/// that fails along the steepest-descent direction ends the run with
 /// [`LineSearchFailed`](crate::Termination::LineSearchFailed).
 ///
 /// # Errors

@@ -391,8 +391,8 @@ impl BacktrackingOptions {
 /// instead the zero of the secant of the directional derivative through the last two points
 /// (`0` and the too-short trials), kept in `[expand · t, max_expand · t]` (`expand · t` when
 /// the slope did not increase): a first step whose scale is far off (L-BFGS's first step is
-/// the raw gradient) is reached in a few trials instead of one per factor `expand`. With [`Armijo`] the steps only shrink, which is classical backtracking; with
-/// [`Wolfe`] this is the bisection search of Lewis and Overton, which terminates for any
+/// the raw gradient) is reached in a few trials instead of one per factor `expand`. With
+/// [`Armijo`] the steps only shrink, which is classical backtracking; with [`Wolfe`] this is the bisection search of Lewis and Overton, which terminates for any
 /// function bounded below along `dir`. A NaN or infinite trial value counts as too long, so
 /// the step is shrunk.
 ///
@@ -482,9 +482,7 @@ impl<R: AcceptanceRule> Backtracking<R> {
             plain
         }
     }
-}
 
-impl<R> Backtracking<R> {
     /// Next trial after the too-short step `alpha` (slope `slope`, when known) with no upper
     /// bracket; `(lo, slope_lo)` is the previous point (0 or the last too-short trial).
     fn expand_from(&self, lo: f64, slope_lo: f64, alpha: f64, slope: Option<f64>) -> f64 {

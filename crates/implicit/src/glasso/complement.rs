@@ -413,9 +413,10 @@ const SINGLE_PRECISION_TOL: f64 = 1e-4;
 /// be above 1e-4 on ill-conditioned systems; double precision continues from there anyway).
 const SINGLE_PRECISION_MAX_ITER: usize = 100;
 
-/// The margin (`HypergradOptions::complement_margin`) is only taken while the Z target stays above this: CG's attainable relative
-/// residual is about eps·κ, and asking for less stalls it until its iteration budget (a
-/// 1e-8 request made 5e-10 at p = 500 and quadrupled the time of the scalar stage).
+/// The margin (`HypergradOptions::complement_margin`) is only taken while the Z target stays
+/// above this: CG's attainable relative residual is about eps·κ, and asking for less stalls
+/// it until its iteration budget (a 1e-8 request made 5e-10 at p = 500 and quadrupled the
+/// time of the scalar stage).
 const Z_MARGIN_FLOOR: f64 = 1e-8;
 
 /// [`StarPreconditioner`] of the Z system on the ordered entries of the symmetric set Z. On

@@ -326,10 +326,11 @@ pub fn hypergradient_finite_diff(
 /// It also adapts the complement solve's margin to the amplification it observes: after a
 /// solve through the complement whose certificate ratio on M was r with the margin m, the
 /// next margin is `m · 0.3 / r` when r > 1 (missed) or r < 0.3 (more than needed), kept in
-/// `[complement_margin / 50, complement_margin]` (the option is the largest). The amplification of the Z residual on M grows with p on the
-/// paper's data (certificates missed by 1–3× at p = 500 and 2–5× at p = 1000 in matrix
-/// tuning with the margin 0.05, each miss finished by 2–8 iterations on M of four dense
-/// products): a tighter Z solve costs a few more sparse iterations instead.
+/// `[complement_margin / 50, complement_margin]` (the option is the largest). The
+/// amplification of the Z residual on M grows with p on the paper's data (certificates
+/// missed by 1–3× at p = 500 and 2–5× at p = 1000 in matrix tuning with the margin 0.05,
+/// each miss finished by 2–8 iterations on M of four dense products): a tighter Z solve
+/// costs a few more sparse iterations instead.
 #[derive(Debug, Clone)]
 pub struct HypergradientEngine {
     /// The options of every call.
