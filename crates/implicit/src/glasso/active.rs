@@ -178,6 +178,37 @@ impl ActiveSet {
         )
     }
 
+    /// The norm of the antisymmetric part of `v` (a vector on this set): `‖(v − vᵀ)/2‖`, over
+    /// both orientations of every pair (a pair whose transpose is not in the set is skipped;
+    /// supports of symmetric matrices and their complements have none).
+    pub fn antisymmetric_norm(&self, v: ArrayView1<'_, f64>) -> f64 {
+        debug_assert_eq!(v.len(), self.len());
+        let mut sum = 0.0;
+        for (k, (i, j)) in self.pairs().enumerate() {
+            let l = self.index[j * self.p + i];
+            if i < j && l != NONE {
+                let half = 0.5 * (v[k] - v[l]);
+                sum += 2.0 * half * half;
+            }
+        }
+        sum.sqrt()
+    }
+
+    /// Replaces `v` (a vector on this set) by its symmetric part `(v + vᵀ)/2` (on the pairs
+    /// whose transpose is in the set).
+    pub fn symmetrize(&self, mut v: ArrayViewMut1<'_, f64>) {
+        debug_assert_eq!(v.len(), self.len());
+        for k in 0..self.len() {
+            let (i, j) = (self.rows[k], self.cols[k]);
+            let l = self.index[j * self.p + i];
+            if i < j && l != NONE {
+                let mean = 0.5 * (v[k] + v[l]);
+                v[k] = mean;
+                v[l] = mean;
+            }
+        }
+    }
+
     /// Number of ordered pairs in exactly one of the two supports (p² when p differs).
     pub fn symmetric_difference(&self, other: &ActiveSet) -> usize {
         if self.p != other.p {

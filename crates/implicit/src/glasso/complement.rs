@@ -26,16 +26,29 @@
 //! `c = A_ZE u = −z`, so an approximate adjoint `u₀` (the previous one, remapped onto E)
 //! gives `z₀ = −(W U₀ W)_Z`, one dense product.
 //!
+//! Symmetry: M commutes with the transposition of its ordered pairs, so for a symmetric b (the
+//! gradient of a criterion) the solution u is symmetric, and so is z. When b's antisymmetric
+//! part is below 1/100 of the residual target, the warm start z₀ and the recovered u are
+//! replaced by their symmetric parts (a projection that cannot increase the error, and adds at
+//! most that share of the target to the residual). Without it, the antisymmetric rounding of
+//! the single-precision corrections on M (below) was carried from call to call by the warm
+//! start and grew (relative size 1e-15, 7e-7, 1e-6, 5e-6 along matrix tuning at p = 1000),
+//! until the symmetric refinement below refused the residual and every Z solve of the stage
+//! ran in double-precision CG: at p = 1000, 50 iterations of 0.1 s instead of 52 of 0.03 s
+//! (one replayed solve: 6.1 → 2.7 s).
+//!
 //! Mixed precision (`HypergradOptions::mixed_precision`): the Z system is solved by
 //! iterative refinement: residuals in double precision, corrections by CG with
 //! single-precision products (half the cost) to a relative residual of 1e-4 each, at most
-//! three rounds, then double-precision CG if the target is still not met. The
-//! single-precision products are two BLAS products when Z's products are dense, else (with
-//! the node-star preconditioner) the sparse pair kernel `ho_linalg::PairSandwich` on the
-//! unordered pairs of Z, with symmetric corrections (the right-hand side of a criterion is
-//! symmetric, up to the rounding of its products; a residual with an antisymmetric part above
-//! 1e-6 of the right-hand side ends the refinement). At p = 500 on the paper's data (13–30 % of the pairs in Z) the latter took
-//! the hypergradients of tune_paper from 24.3 to 20.7 s (single runs).
+//! three rounds, then double-precision CG if the target is still not met. With a symmetric
+//! b and the node-star preconditioner, the single-precision products are the sparse pair
+//! kernel `ho_linalg::PairSandwich` on the unordered pairs of Z, with symmetric corrections
+//! (a residual with an antisymmetric part above 1e-6 of the right-hand side ends the
+//! refinement), also when Z's double-precision products are dense: at 26 % of the pairs of
+//! p = 1000 the kernel takes 28 ms against ~0.1 s for two single-precision BLAS products;
+//! otherwise they are two BLAS products when Z's products are dense. At p = 500 on the
+//! paper's data (13–30 % of the pairs in Z) the sparse kernel took the hypergradients of
+//! tune_paper from 24.3 to 20.7 s (single runs).
 //! The Z system is solved to 1/20 of the requested residual (not below 1e-8, where CG may
 //! stall), so that the recovered u usually passes the certificate without a finishing solve on
 //! M. Measured on the paper's data at p = 100 (matrix tuning, 37 hypergradients, medians of 8
@@ -101,6 +114,10 @@ pub(crate) fn solve_by_complement(
     let mut y = Array2::zeros((p, p));
     active.scatter(b, v.view_mut());
     sandwich(precision, v.view(), t.view_mut(), y.view_mut());
+    // M commutes with transposition: for a symmetric b the solution is symmetric, and so are
+    // its warm start and the recovered u, exactly (module docs, "Symmetry").
+    let target = (cg.rel_tol * b.dot(&b).sqrt()).max(cg.abs_tol);
+    let symmetric = active.antisymmetric_norm(b) <= SYMMETRY_SHARE * target;
     let mut n_iter = 0;
     let mut u = if !zset.is_empty() {
         let rhs = zset.gather_owned(y.view());
@@ -124,6 +141,9 @@ pub(crate) fn solve_by_complement(
             for (zk, (i, j)) in z.iter_mut().zip(zset.pairs()) {
                 *zk = -y[[i, j]];
             }
+            if symmetric {
+                zset.symmetrize(z.view_mut());
+            }
             active.scatter(b, v.view_mut());
         }
         let zcg = CgOptions {
@@ -136,15 +156,15 @@ pub(crate) fn solve_by_complement(
         let (dense32, pairs32);
         let single: Option<SingleProducts<'_>> = match (options.mixed_precision, &star) {
             (false, _) => None,
+            (true, Some(star)) if symmetric => {
+                pairs32 = SymmetricPairs::new(precision, star)?;
+                Some((&pairs32, Some(&star.positions)))
+            }
             (true, _) if op.kernel() == Kernel::Dense => {
                 dense32 = SingleSandwich::new(precision, &zset);
                 Some((&dense32, None))
             }
-            (true, Some(star)) => {
-                pairs32 = SymmetricPairs::new(precision, star)?;
-                Some((&pairs32, Some(&star.positions)))
-            }
-            (true, None) => None,
+            (true, _) => None,
         };
         let converged = match single {
             Some((op32, symmetric)) => {
@@ -171,6 +191,9 @@ pub(crate) fn solve_by_complement(
     } else {
         active.gather_owned(y.view())
     };
+    if symmetric {
+        active.symmetrize(u.view_mut());
+    }
     let (report, certificate_ratio) = certify_on_m(
         precision,
         covariance,
@@ -402,6 +425,11 @@ struct Refined {
 /// 5e-10 target, which made an earlier rule (stop when the antisymmetric part exceeds half the
 /// target) hand such solves to double-precision CG.
 const ANTISYMMETRIC_ROUNDING: f64 = 1e-6;
+
+/// Share of the residual target up to which the antisymmetric part of b counts as rounding:
+/// below it, the solution's antisymmetric part (`M⁻¹` of b's) is dropped, which adds at most
+/// this share of the target to the residual.
+const SYMMETRY_SHARE: f64 = 0.01;
 
 /// Rounds of [`refine_in_single_precision`]: each gains about four digits.
 const MAX_REFINEMENTS: usize = 3;
@@ -1084,5 +1112,58 @@ mod tests {
         assert!(warm.report.n_iter <= 2, "{}", warm.report.n_iter);
         let diff = max_abs(&(&warm.u - &cold.u));
         assert!(diff <= 1e-8 * max_abs(&cold.u));
+    }
+
+    #[test]
+    fn an_asymmetric_warm_start_gives_the_symmetric_answer_in_single_precision() {
+        // In matrix tuning the previous adjoint, finished on M by non-symmetric single-precision
+        // products, carried an antisymmetric part of ~1e-7 that grew along the calls (to
+        // ~5e-6 at p = 1000); through the warm start it made the Z residual non-symmetric,
+        // which ended the symmetric single-precision refinement and left the whole solve to
+        // double-precision CG. The warm start and the answer are symmetrized instead.
+        let (theta, w, active, b) = small_penalty_solution(400);
+        assert!(active.antisymmetric_norm(b.view()) == 0.0);
+        let exact = exact_adjoint(&w, &active, &b);
+        // A symmetric warm start 1e-3 off the answer, and the same with an antisymmetric part.
+        let near: Array1<f64> = exact
+            .iter()
+            .zip(active.pairs())
+            .map(|(&x, (i, j))| x * (1.0 + 1e-3 * (((i + j) % 7) as f64 - 3.0)))
+            .collect();
+        let skew: Array1<f64> = near
+            .iter()
+            .zip(active.pairs())
+            .map(|(&x, (i, j))| x + 1e-5 * max_abs(&exact) * (i as f64 - j as f64).signum())
+            .collect();
+        assert!(active.antisymmetric_norm(skew.view()) > 1e-6 * near.dot(&near).sqrt());
+        let cg = CgOptions {
+            rel_tol: 1e-8,
+            abs_tol: 0.0,
+            max_iter: 1000,
+        };
+        let from_near = solve(&theta, &w, &active, &b, cg, Some(near.view())).unwrap();
+        let from_skew = solve(&theta, &w, &active, &b, cg, Some(skew.view())).unwrap();
+        // The same path: the symmetric refinement, not double-precision CG after it broke off.
+        assert_eq!(from_skew.report.n_iter, from_near.report.n_iter);
+        for sol in [&from_near, &from_skew] {
+            assert!(max_abs(&(&sol.u - &exact)) <= 1e-6 * max_abs(&exact));
+            // Exactly symmetric when the certificate passed (a refinement on M would add
+            // rounding-level antisymmetric corrections).
+            assert!(sol.certificate_ratio <= 1.0, "{}", sol.certificate_ratio);
+            assert_eq!(active.antisymmetric_norm(sol.u.view()), 0.0);
+        }
+    }
+
+    #[test]
+    fn symmetrize_and_antisymmetric_norm_on_a_support() {
+        let theta = ndarray::array![[2.0, 0.5, 0.0], [0.5, 2.0, -0.3], [0.0, -0.3, 2.0]];
+        let active = ActiveSet::from_precision(theta.view());
+        // Row-major: (0,0) (0,1) (1,0) (1,1) (1,2) (2,1) (2,2).
+        let mut v = ndarray::array![1.0, 2.0, 4.0, 1.0, -1.0, 1.0, 3.0];
+        let anti = (2.0_f64 * 1.0 + 2.0 * 1.0).sqrt();
+        assert!((active.antisymmetric_norm(v.view()) - anti).abs() < 1e-15);
+        active.symmetrize(v.view_mut());
+        assert_eq!(v, ndarray::array![1.0, 3.0, 3.0, 1.0, 0.0, 0.0, 3.0]);
+        assert_eq!(active.antisymmetric_norm(v.view()), 0.0);
     }
 }
