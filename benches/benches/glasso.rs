@@ -6,7 +6,7 @@
 //! 50,100,200,500,1000; the p = 1000 points take minutes). `HO_BENCH_SOLVERS=auto,obn-cg`
 //! restricts the solvers (default: all six; gista only up to p = 200, dual-pn up to 500). Record `OPENBLAS_NUM_THREADS` with the results (printed).
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use criterion::{criterion_group, BenchmarkId, Criterion};
 use ho_glasso::{lambda_max, solver_from_name, GlassoOptions, GlassoProblem, Penalty};
 use ho_linalg::empirical_covariance;
 use ho_linalg::testing::{paper_data, random_penalty};
@@ -62,4 +62,9 @@ fn glasso(c: &mut Criterion) {
 }
 
 criterion_group!(benches, glasso);
-criterion_main!(benches);
+fn main() {
+    // OpenBLAS's fast kernels when its CPU detection failed (`ho_linalg::blas_core`).
+    ho_linalg::restart_with_faster_blas();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -28,7 +28,7 @@
 //! `HO_BENCH_P=50,100,200` restricts the sizes (default 50,100,200,500,1000). Record
 //! `OPENBLAS_NUM_THREADS` with the results (printed).
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use criterion::{criterion_group, BenchmarkId, Criterion};
 use ho_glasso::{
     lambda_max, GlassoFit, GlassoOptions, GlassoProblem, GlassoSolver, NewtonCd, ObnCg, Penalty,
 };
@@ -328,4 +328,9 @@ fn implicit(c: &mut Criterion) {
 }
 
 criterion_group!(benches, implicit);
-criterion_main!(benches);
+fn main() {
+    // OpenBLAS's fast kernels when its CPU detection failed (`ho_linalg::blas_core`).
+    ho_linalg::restart_with_faster_blas();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

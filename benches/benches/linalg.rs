@@ -5,7 +5,7 @@
 //! and 1000 here) over two rayon threads when the pool has them: `RAYON_NUM_THREADS=1` for
 //! one-thread figures.
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use ho_linalg::kernels::{axpy, dot};
 use ho_linalg::testing::random_spd;
 use ho_linalg::{
@@ -136,4 +136,9 @@ fn pair_sandwich(c: &mut Criterion) {
 }
 
 criterion_group!(benches, linalg, pair_preconditioner, pair_sandwich);
-criterion_main!(benches);
+fn main() {
+    // OpenBLAS's fast kernels when its CPU detection failed (`ho_linalg::blas_core`).
+    ho_linalg::restart_with_faster_blas();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

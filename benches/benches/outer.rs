@@ -17,7 +17,7 @@ extern crate ho_linalg as _;
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, BatchSize, BenchmarkId, Criterion, Throughput};
 use ho_outer::{
     Adam, AdamOptions, Backtracking, Bounds, GradientDescent, GradientDescentOptions, GridSearch,
     GridSearchOptions, Lbfgs, LbfgsOptions, Minimizer, NoObserver, Objective, OuterError,
@@ -204,4 +204,9 @@ fn bench_minimizers(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench_objective, bench_minimizers);
-criterion_main!(benches);
+fn main() {
+    // OpenBLAS's fast kernels when its CPU detection failed (`ho_linalg::blas_core`).
+    ho_linalg::restart_with_faster_blas();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

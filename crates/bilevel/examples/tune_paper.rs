@@ -9,6 +9,7 @@ use ho_bilevel::{GlassoTuner, TunerOptions};
 use ho_linalg::testing::paper_data;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ho_linalg::restart_with_faster_blas();
     let p: usize = std::env::args().nth(1).map_or(Ok(100), |s| s.parse())?;
     let data = paper_data(p, 20 * p, 0.9, 0);
     let tuner = GlassoTuner {

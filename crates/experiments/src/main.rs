@@ -48,6 +48,8 @@ fn exit_code(code: i32) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    // OpenBLAS's fast kernels when its CPU detection failed (`ho_linalg::blas_core`).
+    ho_linalg::restart_with_faster_blas();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {

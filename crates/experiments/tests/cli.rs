@@ -954,3 +954,44 @@ fn experiment_solvers_quick() {
         }
     }
 }
+
+#[test]
+fn the_program_restarts_on_openblas_fast_kernels_when_its_cpu_detection_fails() {
+    // With OPENBLAS_VERBOSE=2, OpenBLAS prints `Core: <name>` on stderr when it is loaded:
+    // once, or twice when the program restarted itself with OPENBLAS_CORETYPE because the
+    // first load fell back to a generic core (ho_linalg::blas_core).
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_glasso-ho"))
+        .current_dir(dir.path())
+        .env_remove("OPENBLAS_CORETYPE")
+        .env("OPENBLAS_VERBOSE", "2")
+        .arg("--version")
+        .output()
+        .expect("the binary runs");
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("glasso-ho "));
+    let stderr = stderr_text(&out);
+    let cores: Vec<&str> = stderr
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("Core: "))
+        .collect();
+    assert!(!cores.is_empty() && cores.len() <= 2, "{stderr}");
+    if let Some(widest) = ho_linalg::blas_core::widest_core() {
+        let last = cores[cores.len() - 1].to_ascii_lowercase();
+        let generic = [
+            "prescott",
+            "core2",
+            "penryn",
+            "dunnington",
+            "nehalem",
+            "atom",
+        ];
+        assert!(
+            !generic.contains(&last.as_str()),
+            "{widest} CPU on {stderr}"
+        );
+        if cores.len() == 2 {
+            assert_eq!(cores[1], widest);
+        }
+    }
+}

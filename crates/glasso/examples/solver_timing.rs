@@ -10,6 +10,7 @@ use ho_linalg::testing::paper_data;
 use std::time::Instant;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ho_linalg::restart_with_faster_blas();
     let args: Vec<String> = std::env::args().collect();
     let p: usize = args.get(1).map_or(Ok(100), |s| s.parse())?;
     let ratios: Vec<f64> = args

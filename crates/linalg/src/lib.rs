@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod blas_core;
 pub mod covariance;
 pub mod dense;
 pub mod error;
@@ -13,6 +14,7 @@ pub mod prox;
 pub mod testing;
 pub mod threads;
 
+pub use blas_core::{blas_core, restart_with_faster_blas};
 pub use covariance::{correlation, empirical_covariance};
 pub use dense::{
     check_finite, check_square, check_symmetric, logdet_spd, sandwich, symmetrize_inplace, Cholesky,
