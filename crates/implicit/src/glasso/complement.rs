@@ -46,7 +46,12 @@
 //! (a residual with an antisymmetric part above 1e-6 of the right-hand side ends the
 //! refinement), also when Z's double-precision products are dense: at 26 % of the pairs of
 //! p = 1000 the kernel takes 28 ms against ~0.1 s for two single-precision BLAS products;
-//! otherwise they are two BLAS products when Z's products are dense. At p = 500 on the
+//! otherwise they are two BLAS products when Z's products are dense. The double-precision
+//! products (the refinement's residuals, and CG if it falls short) of such a symmetric solve
+//! use the same kernel in double precision: at p = 1000 on 48 000–71 000 pairs it takes
+//! 19–23 ms, against 72–97 ms for the sparse kernel on the ordered entries and 32–39 ms for two
+//! BLAS products (OpenBLAS's SkylakeX kernels); two replayed matrix-stage Z solves there took
+//! 1.76–2.00 s instead of 1.86–1.98 s and 1.90–2.04 s instead of 2.18–2.31 s (two runs each). At p = 500 on the
 //! paper's data (13–30 % of the pairs in Z) the sparse kernel took the hypergradients of
 //! tune_paper from 24.3 to 20.7 s (single runs).
 //! The Z system is solved to 1/20 of the requested residual (not below 1e-8, where CG may
@@ -76,7 +81,8 @@ use super::operator::{jacobi_preconditioner, Kernel, RestrictedKronecker};
 use super::system::PreconditionerKind;
 use crate::ImplicitError;
 use ho_linalg::{
-    pcg, sandwich, CgOptions, LinearOperator, PairSandwich, SolveReport, StarPreconditioner, Status,
+    pcg, sandwich, CgOptions, Lane, LinearOperator, PairSandwich, SolveReport, StarPreconditioner,
+    Status,
 };
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 
@@ -150,6 +156,17 @@ pub(crate) fn solve_by_complement(
             rel_tol: (cg.rel_tol * options.complement_margin).max(cg.rel_tol.min(Z_MARGIN_FLOOR)),
             ..*cg
         };
+        // Double-precision products (residuals, CG): for a symmetric solve with node stars, the
+        // sparse pair kernel on the unordered pairs, 3–4× faster than the ordered kernels at
+        // p = 1000 (module docs); otherwise the ordered operator.
+        let pairs64;
+        let op64: &dyn LinearOperator = match &star {
+            Some(star) if symmetric => {
+                pairs64 = SymmetricPairs::<f64>::new(precision, star)?;
+                &pairs64
+            }
+            _ => &op,
+        };
         // Single-precision products: two BLAS products on the ordered entries, or the sparse
         // pair kernel on the unordered pairs (the right-hand side of a criterion is symmetric,
         // and so is the solution).
@@ -157,7 +174,7 @@ pub(crate) fn solve_by_complement(
         let single: Option<SingleProducts<'_>> = match (options.mixed_precision, &star) {
             (false, _) => None,
             (true, Some(star)) if symmetric => {
-                pairs32 = SymmetricPairs::new(precision, star)?;
+                pairs32 = SymmetricPairs::<f32>::new(precision, star)?;
                 Some((&pairs32, Some(&star.positions)))
             }
             (true, _) if op.kernel() == Kernel::Dense => {
@@ -169,7 +186,7 @@ pub(crate) fn solve_by_complement(
         let converged = match single {
             Some((op32, symmetric)) => {
                 let refined = refine_in_single_precision(
-                    &op,
+                    op64,
                     op32,
                     symmetric,
                     pre,
@@ -185,7 +202,7 @@ pub(crate) fn solve_by_complement(
         };
         if !converged {
             // Double-precision CG from the best point so far.
-            n_iter += pcg(&op, Some(pre), rhs.view(), z.view_mut(), &zcg)?.n_iter;
+            n_iter += pcg(op64, Some(pre), rhs.view(), z.view_mut(), &zcg)?.n_iter;
         }
         recover(precision, active, &zset, b, &z, &mut v, &mut t, &mut y)
     } else {
@@ -340,7 +357,7 @@ type SingleProducts<'a> = (&'a dyn LinearOperator, Option<&'a [(usize, usize)]>)
 /// iteration as double precision, and continuing in double from 1e-4 took ~45 iterations.
 #[allow(clippy::too_many_arguments)]
 fn refine_in_single_precision(
-    op: &RestrictedKronecker<'_>,
+    op: &dyn LinearOperator,
     op32: &dyn LinearOperator,
     symmetric: Option<&[(usize, usize)]>,
     pre: &dyn LinearOperator,
@@ -513,17 +530,18 @@ impl LinearOperator for SymmetricStar {
 }
 
 /// `v ↦ (A V A)_Z` on symmetric vectors of the ordered entries of Z, by the sparse pair kernel
-/// in single precision ([`PairSandwich`]) on the unordered pairs: the symmetric part of `v`
+/// ([`PairSandwich`], in the precision `T`) on the unordered pairs: the symmetric part of `v`
 /// is multiplied and the product written to both orientations (an antisymmetric `v` maps to
-/// zero; [`refine_in_single_precision`] only passes symmetric vectors).
-struct SymmetricPairs<'a> {
-    op: PairSandwich<f32>,
+/// zero; it is only given symmetric vectors, or residuals whose antisymmetric part is
+/// rounding).
+struct SymmetricPairs<'a, T: Lane> {
+    op: PairSandwich<T>,
     positions: &'a [(usize, usize)],
     x: std::cell::RefCell<Array1<f64>>,
     y: std::cell::RefCell<Array1<f64>>,
 }
 
-impl<'a> SymmetricPairs<'a> {
+impl<'a, T: Lane> SymmetricPairs<'a, T> {
     fn new(a: ArrayView2<'_, f64>, star: &'a SymmetricStar) -> Result<Self, ImplicitError> {
         let n = star.pairs.len();
         Ok(Self {
@@ -535,7 +553,7 @@ impl<'a> SymmetricPairs<'a> {
     }
 }
 
-impl LinearOperator for SymmetricPairs<'_> {
+impl<T: Lane> LinearOperator for SymmetricPairs<'_, T> {
     fn dim(&self) -> usize {
         2 * self.positions.len()
     }
@@ -980,7 +998,7 @@ mod tests {
         let op = RestrictedKronecker::new(theta.view(), &zset, Kernel::Auto);
         assert_eq!(op.kernel(), Kernel::Sparse);
         let star = SymmetricStar::new(theta.view(), &zset).unwrap();
-        let op32 = SymmetricPairs::new(theta.view(), &star).unwrap();
+        let op32 = SymmetricPairs::<f32>::new(theta.view(), &star).unwrap();
         let rhs: Array1<f64> = zset
             .pairs()
             .map(|(i, j)| ((3 * i.min(j) + 5 * i.max(j)) % 11) as f64 - 5.0)
