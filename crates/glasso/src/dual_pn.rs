@@ -776,7 +776,7 @@ impl DualPn {
                 dir[[j, i]] = d;
             }
             n_iter += 1;
-            match line_search(&it, dir.view(), s, lam, GAP_TRIALS) {
+            match line_search(&it, dir.view(), s, lam, rel, GAP_TRIALS) {
                 Some(next) => {
                     it = next;
                     trace.push(it.h);
@@ -794,7 +794,7 @@ impl DualPn {
 /// Backtracking along the projection arc `U(α) = P(U + α D)`; `None` if no step is accepted.
 ///
 /// Gap safeguard: when the accepted point's relative duality gap is larger than the current
-/// one's, the next `gap_trials` halvings ([`GAP_TRIALS`] in the solver) are tried as well, and of the points that pass the
+/// one's (`current_gap`, the dual phase's stopping measure at `it`), the next `gap_trials` halvings ([`GAP_TRIALS`] in the solver) are tried as well, and of the points that pass the
 /// sufficient-decrease test the one with the smallest relative gap is kept (each trial is a
 /// Cholesky factorization and an inverse). Far from the solution a full Newton step that
 /// decreases h can move the dual point far off: after a matrix-tuning step at p = 1000, the
@@ -805,6 +805,7 @@ fn line_search(
     dir: ArrayView2<'_, f64>,
     s: ArrayView2<'_, f64>,
     lam: ArrayView2<'_, f64>,
+    current_gap: f64,
     gap_trials: usize,
 ) -> Option<DualIterate> {
     let p = s.nrows();
@@ -831,7 +832,7 @@ fn line_search(
     for _ in 0..MAX_HALVINGS {
         if let Some(next) = trial(alpha) {
             let mut best_gap = relative_dual_gap(&next, lam);
-            if best_gap <= relative_dual_gap(it, lam) {
+            if best_gap <= current_gap {
                 return Some(next);
             }
             let mut best = next;
@@ -1268,11 +1269,12 @@ mod tests {
                 dir[[i, j]] = d;
                 dir[[j, i]] = d;
             }
-            let plain = line_search(&it, dir.view(), s.view(), lam.view(), 0).unwrap();
-            let guarded = line_search(&it, dir.view(), s.view(), lam.view(), GAP_TRIALS).unwrap();
+            let before = relative_dual_gap(&it, lam.view());
+            let search =
+                |trials| line_search(&it, dir.view(), s.view(), lam.view(), before, trials);
+            let (plain, guarded) = (search(0).unwrap(), search(GAP_TRIALS).unwrap());
             assert!(guarded.h < it.h, "no decrease");
-            let (before, full, kept) = (
-                relative_dual_gap(&it, lam.view()),
+            let (full, kept) = (
                 relative_dual_gap(&plain, lam.view()),
                 relative_dual_gap(&guarded, lam.view()),
             );

@@ -66,6 +66,12 @@ pub fn blas_core() -> Option<String> {
     ffi::corename()
 }
 
+/// Whether `core` (as [`blas_core`] names it, any case) is one of the generic cores OpenBLAS
+/// falls back to when it does not recognize the CPU, none of which uses AVX2.
+pub fn is_generic_core(core: &str) -> bool {
+    GENERIC_CORES.contains(&core.to_ascii_lowercase().as_str())
+}
+
 /// The widest kernel family this CPU runs: `SkylakeX` with AVX-512 (F, CD, DQ, BW, VL, as the
 /// run-time detection of the standard library reports them, OS support included), `Haswell`
 /// with AVX2 and FMA, else `None`.
@@ -95,8 +101,7 @@ pub fn suggested_core() -> Option<&'static str> {
     if std::env::var_os(CORETYPE_VARIABLE).is_some() {
         return None;
     }
-    let core = blas_core()?.to_ascii_lowercase();
-    if GENERIC_CORES.contains(&core.as_str()) {
+    if is_generic_core(&blas_core()?) {
         widest_core()
     } else {
         None
@@ -142,8 +147,8 @@ mod tests {
     fn a_suggestion_is_only_made_for_a_generic_core() {
         if let Some(core) = suggested_core() {
             assert!(widest_core() == Some(core));
-            let running = blas_core().unwrap_or_default().to_ascii_lowercase();
-            assert!(GENERIC_CORES.contains(&running.as_str()), "{running}");
+            let running = blas_core().unwrap_or_default();
+            assert!(is_generic_core(&running), "{running}");
             assert!(std::env::var_os(CORETYPE_VARIABLE).is_none());
         }
     }

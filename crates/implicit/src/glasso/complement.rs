@@ -122,7 +122,7 @@ pub(crate) fn solve_by_complement(
     sandwich(precision, v.view(), t.view_mut(), y.view_mut());
     // M commutes with transposition: for a symmetric b the solution is symmetric, and so are
     // its warm start and the recovered u, exactly (module docs, "Symmetry").
-    let target = (cg.rel_tol * b.dot(&b).sqrt()).max(cg.abs_tol);
+    let target = residual_target(cg, b);
     let symmetric = active.antisymmetric_norm(b) <= SYMMETRY_SHARE * target;
     let mut n_iter = 0;
     let mut u = if !zset.is_empty() {
@@ -287,7 +287,7 @@ fn certify_on_m(
     m.apply(u.view(), r.view_mut());
     r.zip_mut_with(&b, |ri, &bi| *ri = bi - *ri);
     let residual_norm = r.dot(&r).sqrt();
-    let target = (cg.rel_tol * b.dot(&b).sqrt()).max(cg.abs_tol);
+    let target = residual_target(cg, b);
     let ratio = residual_norm / target;
     if residual_norm <= target {
         return Ok((
@@ -442,6 +442,11 @@ struct Refined {
 /// 5e-10 target, which made an earlier rule (stop when the antisymmetric part exceeds half the
 /// target) hand such solves to double-precision CG.
 const ANTISYMMETRIC_ROUNDING: f64 = 1e-6;
+
+/// The residual norm `M u = b` is solved to: `max(rel_tol·‖b‖, abs_tol)`.
+fn residual_target(cg: &CgOptions, b: ArrayView1<'_, f64>) -> f64 {
+    (cg.rel_tol * b.dot(&b).sqrt()).max(cg.abs_tol)
+}
 
 /// Share of the residual target up to which the antisymmetric part of b counts as rounding:
 /// below it, the solution's antisymmetric part (`M⁻¹` of b's) is dropped, which adds at most
