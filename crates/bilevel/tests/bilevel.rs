@@ -314,6 +314,21 @@ fn bad_matrix_stage_tolerances_are_errors() {
             "matrix_adjoint_tol {v}"
         );
     }
+    for v in [0.0, -3.0, f64::NAN] {
+        let options = TunerOptions {
+            max_log_step: v,
+            ..weighted
+        };
+        assert!(rejects(options, "max_log_step"), "max_log_step {v}");
+    }
+    // Infinity turns the limit off.
+    let unlimited = TunerOptions {
+        max_log_step: f64::INFINITY,
+        max_iter: 3,
+        matrix_max_iter: 2,
+        ..weighted
+    };
+    assert!(GlassoTuner { options: unlimited }.fit(d.x.view()).is_ok());
 }
 
 /// A scalar objective on the fixture p20_n200_s3 (one hold-out fold), adjoint solves to a

@@ -24,6 +24,7 @@ use crate::{
 /// | `max_evals` | `None` | maximal number of objective calls (a hard cap) | `None` or ≥ 1 |
 /// | `time_budget` | `None` | no objective call is started after this wall time | any |
 /// | `bounds` | `None` | box kept by projection | lengths = dim, `lower ≤ upper` |
+/// | `max_step` | `None` | largest change of any coordinate at a line search's first trial (a longer direction is scaled down to it; the line search may still expand) | `None` or > 0 |
 #[derive(Debug, Clone, PartialEq)]
 pub struct LbfgsOptions {
     /// Number of curvature pairs kept.
@@ -40,6 +41,10 @@ pub struct LbfgsOptions {
     pub time_budget: Option<Duration>,
     /// Box constraints.
     pub bounds: Option<Bounds>,
+    /// Largest `‖d‖_∞` of the direction handed to the line search (its first trial is t = 1):
+    /// a longer direction is scaled down to it. A trust region on the first trial only: the
+    /// line search still expands when the step is too short.
+    pub max_step: Option<f64>,
 }
 
 impl Default for LbfgsOptions {
@@ -52,6 +57,7 @@ impl Default for LbfgsOptions {
             max_evals: None,
             time_budget: None,
             bounds: None,
+            max_step: None,
         }
     }
 }
@@ -82,6 +88,15 @@ impl LbfgsOptions {
                 range: "≥ 1",
             });
         }
+        if let Some(m) = self.max_step {
+            if !(m > 0.0 && m.is_finite()) {
+                return Err(OuterError::InvalidOption {
+                    name: "max_step",
+                    value: m,
+                    range: "None or (0, ∞)",
+                });
+            }
+        }
         validate_limits(&self.limits(), dim)
     }
 }
@@ -99,6 +114,7 @@ impl LbfgsOptions {
 ///                                          H⁰ = γ I, γ = sᵀy / yᵀy of the newest pair
 ///           −∇f(x_k) / max(1, ‖∇f(x_k)‖)   when the memory is empty (first step, restarts)
 ///           components that would leave the box are set to 0
+///           scaled down to ‖d_k‖_∞ = max_step when longer (if set)
 /// t_k     = line search along d_k, first trial t = 1
 /// x_{k+1} = P(x_k + t_k d_k)                P: projection onto the box
 /// s_k = x_{k+1} − x_k,  y_k = ∇f(x_{k+1}) − ∇f(x_k)
@@ -184,12 +200,13 @@ impl<L: LineSearch> Minimizer for Lbfgs<L> {
         self.options.validate(obj.dim())?;
         self.line_search.validate()?;
         let memory = self.options.memory;
+        let max_step = self.options.max_step;
         let line_search = &mut self.line_search;
         let limits = self.options.limits();
         let (mut run, first) = Driver::start(obj, x0, &limits, observer)?;
         let outcome = first.and_then(|it| {
             let mut pairs = Memory::new(memory);
-            iterate(&mut run, it, &mut pairs, line_search)
+            iterate(&mut run, it, &mut pairs, line_search, max_step)
         });
         Ok(run.finish(resolve(outcome)?))
     }
@@ -275,6 +292,16 @@ impl Memory {
     }
 }
 
+/// Scales `dir` down to `‖dir‖_∞ = max_step` when it is longer.
+fn cap_step(dir: &mut Array1<f64>, max_step: Option<f64>) {
+    if let Some(m) = max_step {
+        let longest = dir.iter().fold(0.0_f64, |a, &d| a.max(d.abs()));
+        if longest > m {
+            *dir *= m / longest;
+        }
+    }
+}
+
 /// `dir ← −∇f / max(1, ‖∇f‖)`, restricted to the box.
 fn steepest(run: &Driver<'_>, it: &Iterate, dir: &mut Array1<f64>) {
     let scale = 1.0 / it.grad.vdot(&it.grad).sqrt().max(1.0);
@@ -292,6 +319,7 @@ fn iterate(
     mut it: Iterate,
     memory: &mut Memory,
     line_search: &mut dyn LineSearch,
+    max_step: Option<f64>,
 ) -> Result<Infallible, Stop> {
     let mut dir = Array1::zeros(it.x.len());
     let mut last_change = None;
@@ -314,6 +342,7 @@ fn iterate(
                 return Err(Stop::Done(Termination::ConvergedRelativeDecrease));
             }
         }
+        cap_step(&mut dir, max_step);
         let step = match run.line_search(line_search, &it, dir.view()) {
             Ok(step) => step,
             Err(OuterError::LineSearchFailed { .. } | OuterError::NotDescentDirection { .. })
@@ -321,6 +350,7 @@ fn iterate(
             {
                 memory.clear();
                 steepest(run, &it, &mut dir);
+                cap_step(&mut dir, max_step);
                 run.line_search(line_search, &it, dir.view())?
             }
             Err(e) => return Err(e.into()),

@@ -321,3 +321,88 @@ fn trace_records_every_iteration() {
         trace.rows.len() + 1
     );
 }
+
+/// Records every point where the wrapped objective is evaluated.
+struct Logged<O> {
+    inner: O,
+    points: Vec<Array1<f64>>,
+}
+
+impl<O: Objective> Objective for Logged<O> {
+    fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+
+    fn value_and_grad(
+        &mut self,
+        x: ndarray::ArrayView1<'_, f64>,
+    ) -> Result<(f64, Array1<f64>), ho_outer::OuterError> {
+        self.points.push(x.to_owned());
+        self.inner.value_and_grad(x)
+    }
+}
+
+/// L-BFGS on the quadratic from 0 with `max_step`: the minimizer reached and the largest
+/// first trial of a line search, `‖x_k + d_k − x_k‖_∞` (the evaluation right after iterate k).
+fn lbfgs_first_trials(max_step: Option<f64>) -> (Array1<f64>, f64) {
+    let mut obj = Logged {
+        inner: Quadratic::new(),
+        points: Vec::new(),
+    };
+    let mut iterates = Vec::new();
+    let mut observer = |rec: &IterRecord<'_>| {
+        iterates.push((rec.n_evals, rec.x.to_owned()));
+        ControlFlow::Continue(())
+    };
+    let min = Lbfgs::new(LbfgsOptions {
+        grad_tol: 1e-9,
+        rel_tol: 0.0,
+        max_step,
+        ..LbfgsOptions::default()
+    })
+    .minimize(&mut obj, Array1::zeros(5), &mut observer)
+    .unwrap();
+    let longest = iterates
+        .iter()
+        .filter_map(|(n, x)| obj.points.get(*n).map(|next| next - x))
+        .map(|d| d.iter().fold(0.0_f64, |a, v| a.max(v.abs())))
+        .fold(0.0, f64::max);
+    (min.x, longest)
+}
+
+#[test]
+fn lbfgs_max_step_caps_the_first_trial_of_every_line_search() {
+    let c = Quadratic::new().c;
+    let (x, longest) = lbfgs_first_trials(None);
+    assert!(
+        longest > 1.0,
+        "the uncapped first trials were all short: {longest}"
+    );
+    assert_abs_diff_eq!(x, c, epsilon = 1e-6);
+    let (x, longest) = lbfgs_first_trials(Some(0.5));
+    assert!(
+        longest <= 0.5 * (1.0 + 1e-12),
+        "a first trial moved {longest}"
+    );
+    assert_abs_diff_eq!(x, c, epsilon = 1e-6);
+}
+
+#[test]
+fn lbfgs_rejects_a_non_positive_max_step() {
+    for m in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+        let options = LbfgsOptions {
+            max_step: Some(m),
+            ..LbfgsOptions::default()
+        };
+        assert!(
+            matches!(
+                options.validate(2),
+                Err(ho_outer::OuterError::InvalidOption {
+                    name: "max_step",
+                    ..
+                })
+            ),
+            "{m}"
+        );
+    }
+}
