@@ -865,7 +865,8 @@ impl DualPn {
         let (theta0, w0) = (start.theta.view(), start.covariance.view());
         let (mut it, kind) = dual_start(s, lam, theta0, w0)?;
         if kind == StartKind::Bounds {
-            if let Some(tangent) = self.tangent_start(s, lam, theta0, w0, &it)? {
+            // An acceleration only: if its pair system fails, the start stays as it is.
+            if let Ok(Some(tangent)) = self.tangent_start(s, lam, theta0, w0, &it) {
                 if tangent.h < it.h {
                     it = tangent;
                 }
