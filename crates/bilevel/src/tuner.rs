@@ -170,7 +170,7 @@ pub struct TunerOptions {
     /// tuned criterion lower at every size (p = 50 41.164 → 41.146, p = 100 71.562 → 71.494,
     /// p = 200 109.948 → 108.886, p = 500 72.092 → 71.513, p = 1000 −265.888 → −266.577)
     /// and time the same or lower (p = 100 medians of 3 0.89 → 0.76 s, p = 200 5.05 → 5.30 s,
-    /// p = 500 ~32 → 30.0 s, p = 1000 214–222 → 167 s); 2 and 4 gave criteria within
+    /// p = 500 31.0–34.2 → 30.0 s, p = 1000 214–222 → 167 s); 2 and 4 gave criteria within
     /// ±0.1 of 3's.
     pub max_log_step: f64,
     /// Start of the scalar stage, relative to λ_max.
