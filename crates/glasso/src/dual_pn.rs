@@ -748,12 +748,17 @@ impl DualPn {
         cache: &mut StarCache,
     ) -> Result<Array1<f64>, GlassoError> {
         let rhs: Array1<f64> = free.iter().map(|&(i, j)| theta[[i, j]]).collect();
-        let system = PairSystem {
+        let system = self.pair_system();
+        system.solve(theta, free, rhs, eta, single_ok, Some(cache))
+    }
+
+    /// The pair systems of this solver's Newton steps (and of its tangent start).
+    fn pair_system(&self) -> PairSystem {
+        PairSystem {
             dense_max: self.dense_max,
             max_cg_iter: self.max_cg_iter,
             star_eta: self.star_eta,
-        };
-        system.solve(theta, free, rhs, eta, single_ok, Some(cache))
+        }
     }
 
     /// The relative dual gap at which the first dual phase hands over to the polish:
@@ -801,11 +806,7 @@ impl DualPn {
         let mut y = Array2::<f64>::zeros((p, p));
         sandwich(theta0, du.view(), t.view_mut(), y.view_mut());
         let rhs: Array1<f64> = zeros.iter().map(|&(i, j)| -y[[i, j]]).collect();
-        let system = PairSystem {
-            dense_max: self.dense_max,
-            max_cg_iter: self.max_cg_iter,
-            star_eta: self.star_eta,
-        };
+        let system = self.pair_system();
         let single_ok = Cell::new(self.mixed_precision);
         let d = system.solve(theta0, &zeros, rhs, TANGENT_FORCING, &single_ok, None)?;
         let mut u = plain.u.clone();
@@ -1394,16 +1395,7 @@ mod tests {
             .unwrap();
         let mut engaged = 0;
         for seed in 0..8 {
-            let lam = Array2::from_shape_fn((p, p), |(i, j)| {
-                if i == j {
-                    return 0.0;
-                }
-                let (a, b) = (i.min(j) as f64, i.max(j) as f64);
-                let h = ((seed as f64 * 12.9898 + a * 78.233 + b * 37.719).sin() * 43758.5453)
-                    .fract()
-                    .abs();
-                lam0 * (6.0 * h - 3.0).exp()
-            });
+            let lam = perturbed(p, lam0, seed, 3.0);
             let (it, _) = dual_start(
                 s.view(),
                 lam.view(),
