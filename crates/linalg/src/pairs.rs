@@ -69,6 +69,10 @@ const LANES: usize = 8;
 /// 1.1–1.3 ms, application ~30 µs, against ~60 µs for one single-precision product `Θ V Θ`
 /// (criterion `linalg/pair_preconditioner`: p = 100 set-up 1.09 ms, application 35 µs,
 /// product 70 µs; p = 200 7.5 ms, 135 µs, 439 µs).
+///
+/// Threads: from [`PARALLEL_STORAGE`] entries, when the rayon pool has more than one thread,
+/// the set-up and the application run as two tasks on the two halves of the nodes (the same
+/// blocks and the same sums as one task: the result does not depend on the thread count).
 #[derive(Debug, Clone)]
 pub struct StarPreconditioner {
     /// Number of pairs.
@@ -82,8 +86,121 @@ pub struct StarPreconditioner {
     inverses: Vec<f32>,
     /// `D^-½` of each block entry (`1 / √M_qq`), in the order of `idx`.
     scales: Vec<f64>,
-    /// Scratch of length `2·MAX_BLOCK`.
-    buf: RefCell<Vec<f32>>,
+    /// Two-task applications: the first block of the second task (`ptr.len() − 1` when the
+    /// application stays on one thread).
+    split: usize,
+    /// Offset of that block in `inverses`.
+    split_offset: usize,
+    /// Scratch: the second task's sums (two-task applications only).
+    second: RefCell<Vec<f64>>,
+}
+
+/// Storage (entries of the inverses) from which the set-up and the application are split over
+/// two rayon tasks when the pool has more than one thread: 2²⁰ entries, ~0.3 ms of
+/// application and ~10 ms of set-up on one thread. Both are otherwise serial steps between
+/// the parallel products of CG: on a hypergradient Z system of matrix tuning at p = 1000
+/// (68 119 pairs, 8.7 million entries, two threads, medians of 60 applications) the
+/// application took 1.1–1.4 ms instead of 2.3–2.6 ms and the set-up 46–52 ms instead of
+/// 108–127 ms, next to ~17 ms for one single-precision product.
+const PARALLEL_STORAGE: usize = 1 << 20;
+
+/// The blocks of the stars of a range of nodes (see [`StarPreconditioner`]'s fields; their
+/// inverses are written into a slice of the caller's).
+struct Blocks {
+    idx: Vec<usize>,
+    /// Block ends in `idx` (no leading 0).
+    ends: Vec<usize>,
+    scales: Vec<f64>,
+}
+
+/// The stars of the pairs as `star[start[i]..start[i + 1]]` (pair indices touching node i).
+struct Stars<'a> {
+    pairs: &'a [(usize, usize)],
+    star: Vec<usize>,
+    start: Vec<usize>,
+}
+
+impl Stars<'_> {
+    /// Entries of the inverses of the blocks of the nodes `nodes`.
+    fn storage(&self, nodes: std::ops::Range<usize>) -> usize {
+        nodes
+            .flat_map(|i| self.star[self.start[i]..self.start[i + 1]].chunks(MAX_BLOCK))
+            .map(|b| b.len() * padded(b.len()))
+            .sum()
+    }
+
+    /// The scaled, inverted blocks of the stars of `nodes`, in node order (the set-up of
+    /// [`StarPreconditioner::new`] for those nodes); the inverses go to `inverses`, zero on
+    /// entry and of [`Stars::storage`] entries.
+    fn blocks(
+        &self,
+        th: &[f64],
+        p: usize,
+        nodes: std::ops::Range<usize>,
+        inverses: &mut [f32],
+    ) -> Result<Blocks, LinalgError> {
+        let pairs = self.pairs;
+        let n = self.start[nodes.end] - self.start[nodes.start];
+        let mut out = Blocks {
+            idx: Vec::with_capacity(n),
+            ends: Vec::new(),
+            scales: Vec::with_capacity(n),
+        };
+        let mut offset = 0;
+        let mut others = Vec::with_capacity(MAX_BLOCK);
+        let mut ti = Vec::with_capacity(MAX_BLOCK);
+        let mut row = vec![0.0_f32; MAX_BLOCK];
+        for i in nodes {
+            let tii = th[i * p + i];
+            for block in self.star[self.start[i]..self.start[i + 1]].chunks(MAX_BLOCK) {
+                let (k, kp) = (block.len(), padded(block.len()));
+                others.clear();
+                others.extend(block.iter().map(|&q| {
+                    let (a, b) = pairs[q];
+                    if a == i {
+                        b
+                    } else {
+                        a
+                    }
+                }));
+                ti.clear();
+                ti.extend(others.iter().map(|&o| th[i * p + o]));
+                // M_(i o_t),(i o_u) = Θ_ii Θ_{o_t o_u} + Θ_{i o_u} Θ_{o_t i}, scaled to a unit
+                // diagonal in double precision before single precision: the scaled entries lie
+                // in [−1, 1] whatever the units of Θ.
+                let first = out.scales.len();
+                for (t, (&ot, &tit)) in others.iter().zip(&ti).enumerate() {
+                    let d = tii * th[ot * p + ot] + tit * tit;
+                    if !(d > 0.0 && d.is_finite()) {
+                        return Err(LinalgError::NotPositiveDefinite { pivot: block[t] });
+                    }
+                    out.scales.push(1.0 / d.sqrt());
+                }
+                let sc = &out.scales[first..];
+                let a = &mut inverses[offset..offset + k * kp];
+                offset += k * kp;
+                for (t, &ot) in others.iter().enumerate() {
+                    let th_ot = &th[ot * p..(ot + 1) * p];
+                    let (tit, st) = (ti[t], sc[t]);
+                    for u in 0..=t {
+                        let v = ((tii * th_ot[others[u]] + ti[u] * tit) * st * sc[u]) as f32;
+                        a[t * kp + u] = v;
+                        a[u * kp + t] = v;
+                    }
+                }
+                if !invert_spd_rows(a, k, kp, &mut row) {
+                    // Keep the (unit) diagonal only.
+                    a[..k * kp].fill(0.0);
+                    for t in 0..k {
+                        a[t * kp + t] = 1.0;
+                    }
+                }
+                out.idx.extend_from_slice(block);
+                out.ends.push(out.idx.len());
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// `k` rounded up to a multiple of [`LANES`].
@@ -143,74 +260,64 @@ impl StarPreconditioner {
                 fill[node] += 1;
             }
         }
-        let mut idx = Vec::with_capacity(star.len());
-        let mut ptr = vec![0];
-        let size: usize = (0..p)
-            .flat_map(|i| star[start[i]..start[i + 1]].chunks(MAX_BLOCK))
-            .map(|b| b.len() * padded(b.len()))
-            .sum();
-        let mut inverses = Vec::with_capacity(size);
-        let mut scales = Vec::with_capacity(star.len());
-        let mut others = Vec::with_capacity(MAX_BLOCK);
-        let mut ti = Vec::with_capacity(MAX_BLOCK);
-        let mut row = vec![0.0_f32; MAX_BLOCK];
-        for i in 0..p {
-            let tii = th[i * p + i];
-            for block in star[start[i]..start[i + 1]].chunks(MAX_BLOCK) {
-                let (k, kp) = (block.len(), padded(block.len()));
-                others.clear();
-                others.extend(block.iter().map(|&q| {
-                    let (a, b) = pairs[q];
-                    if a == i {
-                        b
-                    } else {
-                        a
-                    }
-                }));
-                ti.clear();
-                ti.extend(others.iter().map(|&o| th[i * p + o]));
-                // M_(i o_t),(i o_u) = Θ_ii Θ_{o_t o_u} + Θ_{i o_u} Θ_{o_t i}, scaled to a unit
-                // diagonal in double precision before single precision: the scaled entries lie
-                // in [−1, 1] whatever the units of Θ.
-                let first = scales.len();
-                for (t, (&ot, &tit)) in others.iter().zip(&ti).enumerate() {
-                    let d = tii * th[ot * p + ot] + tit * tit;
-                    if !(d > 0.0 && d.is_finite()) {
-                        return Err(LinalgError::NotPositiveDefinite { pivot: block[t] });
-                    }
-                    scales.push(1.0 / d.sqrt());
-                }
-                let sc = &scales[first..];
-                let offset = inverses.len();
-                inverses.resize(offset + k * kp, 0.0);
-                let a = &mut inverses[offset..];
-                for (t, &ot) in others.iter().enumerate() {
-                    let th_ot = &th[ot * p..(ot + 1) * p];
-                    let (tit, st) = (ti[t], sc[t]);
-                    for u in 0..=t {
-                        let v = ((tii * th_ot[others[u]] + ti[u] * tit) * st * sc[u]) as f32;
-                        a[t * kp + u] = v;
-                        a[u * kp + t] = v;
-                    }
-                }
-                if !invert_spd_rows(a, k, kp, &mut row) {
-                    // Keep the (unit) diagonal only.
-                    a[..k * kp].fill(0.0);
-                    for t in 0..k {
-                        a[t * kp + t] = 1.0;
-                    }
-                }
-                idx.extend_from_slice(block);
-                ptr.push(idx.len());
-            }
+        let stars = Stars { pairs, star, start };
+        let size = stars.storage(0..p);
+        // Two tasks on the nodes, split where the storage of the blocks is halved (the
+        // application costs one multiply-add per entry, the set-up k per entry of a block
+        // of k pairs: the blocks of MAX_BLOCK pairs dominate both).
+        let parallel = size >= PARALLEL_STORAGE && rayon::current_num_threads() > 1;
+        let mid = if parallel {
+            let mut acc = 0;
+            (0..p)
+                .find(|&i| {
+                    acc += stars.storage(i..i + 1);
+                    2 * acc >= size
+                })
+                .map_or(p, |i| i + 1)
+        } else {
+            p
+        };
+        let mut inverses = vec![0.0_f32; size];
+        let split_offset = stars.storage(0..mid);
+        let (head, tail) = if mid < p {
+            let (first, second) = inverses.split_at_mut(split_offset);
+            let (head, tail) = rayon::join(
+                || stars.blocks(th, p, 0..mid, first),
+                || stars.blocks(th, p, mid..p, second),
+            );
+            (head?, Some(tail?))
+        } else {
+            (stars.blocks(th, p, 0..p, &mut inverses)?, None)
+        };
+        let mut ptr = Vec::with_capacity(head.ends.len() + 2);
+        ptr.push(0);
+        ptr.extend_from_slice(&head.ends);
+        let split = head.ends.len();
+        let Blocks {
+            mut idx,
+            mut scales,
+            ..
+        } = head;
+        if let Some(tail) = tail {
+            let base = idx.len();
+            ptr.extend(tail.ends.iter().map(|&e| base + e));
+            idx.extend_from_slice(&tail.idx);
+            scales.extend_from_slice(&tail.scales);
         }
+        let two_tasks = parallel && split + 1 < ptr.len();
         Ok(Self {
             n: pairs.len(),
+            split: if two_tasks { split } else { ptr.len() - 1 },
+            split_offset,
+            second: RefCell::new(if two_tasks {
+                vec![0.0; pairs.len()]
+            } else {
+                Vec::new()
+            }),
             idx,
             ptr,
             inverses,
             scales,
-            buf: RefCell::new(vec![0.0; 2 * MAX_BLOCK]),
         })
     }
 }
@@ -411,22 +518,48 @@ fn has_avx2_fma() -> bool {
     std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
 }
 
-impl StarPreconditioner {
+/// The blocks `first..last` of a [`StarPreconditioner`]: `out ← Σ_blocks E D^-½ B⁻¹ D^-½ Eᵀ x`
+/// (B the block scaled to a unit diagonal), added into `out` (zero on entry for the whole
+/// sum). Per block, `y = D^-½ x` normalized by its largest entry in double precision (so that
+/// single precision neither overflows nor underflows), `z = Σ_t y_t (B⁻¹)_t` (rows of the
+/// symmetric inverse, no reduction), scaled back.
+#[derive(Clone, Copy)]
+struct BlockRange<'a> {
+    idx: &'a [usize],
+    ptr: &'a [usize],
+    inverses: &'a [f32],
+    scales: &'a [f64],
+    /// Offset in `inverses` of the first block.
+    offset: usize,
+}
+
+impl BlockRange<'_> {
+    fn apply(self, x: &[f64], out: &mut [f64]) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if has_avx2_fma() {
+                // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+                #[allow(unsafe_code)]
+                unsafe {
+                    self.apply_avx2(x, out)
+                };
+                return;
+            }
+        }
+        self.apply_body::<false>(x, out)
+    }
+
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    fn apply_avx2(&self, x: &[f64], out: &mut [f64]) {
+    fn apply_avx2(self, x: &[f64], out: &mut [f64]) {
         self.apply_body::<true>(x, out)
     }
 
-    /// `out ← Σ_blocks E D^-½ B⁻¹ D^-½ Eᵀ x` (B the block scaled to a unit diagonal): per
-    /// block, `y = D^-½ x` normalized by its largest entry in double precision (so that single
-    /// precision neither overflows nor underflows), `z = Σ_t y_t (B⁻¹)_t` (rows of the
-    /// symmetric inverse, no reduction), scaled back. `AVX` as in [`invert_spd_rows_body`].
+    /// `AVX` as in [`invert_spd_rows_body`].
     #[inline(always)]
-    fn apply_body<const AVX: bool>(&self, x: &[f64], out: &mut [f64]) {
-        out.fill(0.0);
-        let mut buf = self.buf.borrow_mut();
-        let mut offset = 0;
+    fn apply_body<const AVX: bool>(self, x: &[f64], out: &mut [f64]) {
+        let mut buf = [0.0_f32; MAX_BLOCK];
+        let mut offset = self.offset;
         for w in self.ptr.windows(2) {
             let (block, sc) = (&self.idx[w[0]..w[1]], &self.scales[w[0]..w[1]]);
             let (k, kp) = (block.len(), padded(block.len()));
@@ -449,20 +582,40 @@ impl StarPreconditioner {
             }
         }
     }
+}
 
-    fn apply_slices(&self, x: &[f64], out: &mut [f64]) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if has_avx2_fma() {
-                // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-                #[allow(unsafe_code)]
-                unsafe {
-                    self.apply_avx2(x, out)
-                };
-                return;
-            }
+impl StarPreconditioner {
+    /// The blocks `first..last`, whose inverses start at `offset`.
+    fn range(&self, first: usize, last: usize, offset: usize) -> BlockRange<'_> {
+        BlockRange {
+            idx: &self.idx,
+            ptr: &self.ptr[first..=last],
+            inverses: &self.inverses,
+            scales: &self.scales,
+            offset,
         }
-        self.apply_body::<false>(x, out)
+    }
+
+    /// The application on slices. Every pair lies in exactly two blocks; with two tasks,
+    /// each sums its blocks into its own vector and the two are added, which gives every
+    /// pair the same sum `c₁ + c₂` as one pass (`(0 + c₁) + c₂`): the result does not depend
+    /// on the thread count.
+    fn apply_slices(&self, x: &[f64], out: &mut [f64]) {
+        out.fill(0.0);
+        let blocks = self.ptr.len() - 1;
+        if self.split < blocks && rayon::current_num_threads() > 1 {
+            let mut guard = self.second.borrow_mut();
+            let second: &mut [f64] = &mut guard;
+            second.fill(0.0);
+            let head = self.range(0, self.split, 0);
+            let tail = self.range(self.split, blocks, self.split_offset);
+            rayon::join(|| head.apply(x, out), || tail.apply(x, second));
+            for (o, &v) in out.iter_mut().zip(second.iter()) {
+                *o += v;
+            }
+        } else {
+            self.range(0, blocks, 0).apply(x, out);
+        }
     }
 }
 
@@ -580,6 +733,40 @@ mod tests {
                 "p = {p}: max error {err:e} of {scale:e}"
             );
         }
+    }
+
+    #[test]
+    fn two_task_set_up_and_application_equal_one_task_ones() {
+        // p = 200, two pairs in three: stars of ~130 pairs, 2.6 million entries of inverses,
+        // above the storage from which two tasks share the work.
+        let t = theta(200);
+        let pr = pairs(200);
+        let x = Array1::from_shape_fn(pr.len(), |k| ((k * 37 % 11) as f64 - 5.0) / 3.0);
+        let in_pool = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| {
+                    let pre = StarPreconditioner::new(t.view(), &pr).unwrap();
+                    let mut out = Array1::zeros(pr.len());
+                    pre.apply(x.view(), out.view_mut());
+                    (pre, out)
+                })
+        };
+        let (one, y1) = in_pool(1);
+        let (two, y2) = in_pool(2);
+        assert!(one.inverses.len() >= PARALLEL_STORAGE);
+        assert_eq!(one.split, one.ptr.len() - 1);
+        assert!(two.split > 0 && two.split < two.ptr.len() - 1);
+        assert_eq!(one.idx, two.idx);
+        assert_eq!(one.ptr, two.ptr);
+        assert_eq!(one.inverses, two.inverses);
+        assert_eq!(one.scales, two.scales);
+        // The same sums in the same order: identical (the one-task path is checked against
+        // the definition above).
+        assert_eq!(y1, y2);
+        assert!(y2.iter().any(|&v| v != 0.0));
     }
 
     #[test]
