@@ -12,10 +12,16 @@
 //!    (P stored by rows in both orientations). The columns are cut into panels of 256 bytes
 //!    (32 doubles or 64 singles) and `A` is kept packed panel by panel, so that a panel of
 //!    `A` (m × 256 bytes: 256 KB at m = 1000) stays in the L2 cache while every row of T
-//!    accumulates its panel in vector registers and is written once.
-//! 2. `Tᵀ` by tiles, then `(A V A)_ab = ⟨(Tᵀ)_a·, A_b·⟩`, pairs visited by blocks of rows
-//!    b (128 KB of `A`, kept in L2) and by their first node a within a block (`(Tᵀ)_a·` stays
-//!    in L1).
+//!    accumulates its panel in vector registers. Phase 2 reads T by columns: the rows are
+//!    kept in a tile of 64 bytes' worth of rows (16 singles or 8 doubles) and the tile is
+//!    written transposed, a cache line into each row of `Tᵀ`. (A separate tiled transpose
+//!    after phase 1 was a serial pass over 2m² values between the two parallel phases: at
+//!    m = 1000 on the 68 119 zeros of a matrix-tuning Θ̂, six interleaved runs of 60
+//!    products, the median product went 18.1 → 16.4 ms in single precision and 30.5 →
+//!    25.7 ms in double on two threads, 24.1–30.9 → 22.3–22.5 ms and 38.9–45.0 →
+//!    37.7–38.0 ms on one.)
+//! 2. `(A V A)_ab = ⟨(Tᵀ)_a·, A_b·⟩`, pairs visited by blocks of rows b (128 KB of `A`,
+//!    kept in L2) and by their first node a within a block (`(Tᵀ)_a·` stays in L1).
 //!
 //! The point of the kernel is single precision: the products are bound by the memory traffic
 //! of reading rows of `A`, and `f32` halves it. At m = 1000 with 13 % of the pairs
@@ -29,19 +35,24 @@
 //! generic path computes the same sums in the same order (fused multiply-adds).
 //!
 //! Threads: when a product has at least 2²² multiply-adds (`3|P|m`, ~1 ms) and the rayon pool
-//! has more than one thread, each phase runs as two tasks — phase 1 on the rows of T split
-//! where V's pattern is halved, phase 2 on the two halves of the visiting order, into a
+//! has more than one thread, each phase runs as two tasks — phase 1 on the two halves of the
+//! panels (the rows of `Tᵀ`), phase 2 on the two halves of the visiting order, into a
 //! buffer scattered afterwards — computing the same sums in the same order, so the result
 //! does not depend on the thread count (`RAYON_NUM_THREADS=1` keeps one thread).
 
 use crate::error::LinalgError;
-use crate::kernels::transpose_square;
 use crate::krylov::LinearOperator;
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut1};
 use std::cell::RefCell;
 
 /// Bytes of a column panel of the packed `A`.
 const PANEL_BYTES: usize = 256;
+
+/// Bytes of a row of Tᵀ written at once by phase 1 (one cache line).
+const TILE_BYTES: usize = 64;
+
+/// Rows of T in a tile of phase 1 (`TILE_BYTES` of singles).
+const TILE_ROWS: usize = TILE_BYTES / 4;
 
 /// Multiply-adds of a product (`3|P|m`) from which each phase is split over two rayon tasks
 /// (when the pool has more than one thread): ~1 ms of work, far above the cost of a join.
@@ -166,26 +177,50 @@ fn phase2_avx2<T: Lane, const D: usize>(
     phase2_body::<T, D>(rows, m, pairs, v, out)
 }
 
-/// `T = V A` (row-major m × m) from `A` packed in panels of W columns.
+/// `Tᵀ` for `T = V A`, columns `j0 = jb·W …` of T (rows of Tᵀ, m entries each) for the
+/// panels of W columns of `A` in `panels`; `tt` holds those rows of Tᵀ (at most `W` per
+/// panel, fewer past column m). Rows r of T are accumulated in vector registers, a tile of
+/// [`TILE_BYTES`] consecutive rows at a time, and the tile is written transposed: each row of
+/// Tᵀ receives a whole cache line.
 #[inline(always)]
-fn phase1_body<T: Lane, const W: usize>(rows: RowsOfV<'_, T>, panels: &[T], m: usize, t: &mut [T]) {
-    for (jb, panel) in panels.chunks_exact(m * W).enumerate() {
-        let j0 = jb * W;
-        let w = W.min(m - j0);
-        for (r, t_row) in t.chunks_exact_mut(m).enumerate() {
-            let mut acc = [T::default(); W];
-            let range = rows.ptr[r]..rows.ptr[r + 1];
-            for (&b, &x) in rows.nbr[range.clone()].iter().zip(&rows.values[range]) {
-                let b = b as usize;
-                let a_row: &[T; W] = panel[b * W..(b + 1) * W]
-                    .try_into()
-                    .expect("panel rows have W entries");
-                for (acc, &a) in acc.iter_mut().zip(a_row) {
-                    *acc = x.fma(a, *acc);
+fn phase1_body<T: Lane, const W: usize>(
+    rows: RowsOfV<'_, T>,
+    panels: &[T],
+    m: usize,
+    tt: &mut [T],
+) {
+    let tile_rows = (TILE_BYTES / std::mem::size_of::<T>()).clamp(1, TILE_ROWS);
+    let mut tile = [[T::default(); W]; TILE_ROWS];
+    let mut col = 0;
+    for panel in panels.chunks_exact(m * W) {
+        let w = W.min(tt.len() / m - col);
+        let mut r0 = 0;
+        while r0 < m {
+            let rr = tile_rows.min(m - r0);
+            for (i, row) in tile.iter_mut().take(rr).enumerate() {
+                let r = r0 + i;
+                let mut acc = [T::default(); W];
+                let range = rows.ptr[r]..rows.ptr[r + 1];
+                for (&b, &x) in rows.nbr[range.clone()].iter().zip(&rows.values[range]) {
+                    let b = b as usize;
+                    let a_row: &[T; W] = panel[b * W..(b + 1) * W]
+                        .try_into()
+                        .expect("panel rows have W entries");
+                    for (acc, &a) in acc.iter_mut().zip(a_row) {
+                        *acc = x.fma(a, *acc);
+                    }
+                }
+                *row = acc;
+            }
+            for l in 0..w {
+                let dst = &mut tt[(col + l) * m + r0..(col + l) * m + r0 + rr];
+                for (d, row) in dst.iter_mut().zip(&tile) {
+                    *d = row[l];
                 }
             }
-            t_row[j0..j0 + w].copy_from_slice(&acc[..w]);
+            r0 += rr;
         }
+        col += w;
     }
 }
 
@@ -244,9 +279,7 @@ pub struct PairSandwich<T: Lane> {
     panels: Vec<T>,
     /// `A` row-major.
     rows: Vec<T>,
-    /// For the two-task products: the first row of T of the second task (half of V's
-    /// pattern on either side), and `sorted` with positions local to each half of it.
-    split_row: usize,
+    /// For the two-task products: `sorted` with positions local to each half of it.
     halves: Vec<(u32, u32, u32)>,
     scratch: RefCell<Scratch<T>>,
 }
@@ -254,8 +287,6 @@ pub struct PairSandwich<T: Lane> {
 struct Scratch<T> {
     /// Values of V on its pattern by rows.
     values: Vec<T>,
-    /// T = V A.
-    t: Vec<T>,
     /// Tᵀ.
     v: Vec<T>,
     /// The products in the order of `halves` (two-task products only).
@@ -326,7 +357,6 @@ impl<T: Lane> PairSandwich<T> {
         }
         let rows: Vec<T> = a.iter().map(|&x| T::from_f64(x)).collect();
         let parallel = 3 * pairs.len() * m >= PARALLEL_WORK;
-        let split_row = ptr.partition_point(|&q| q < pairs.len()).min(m);
         let half = sorted.len() / 2;
         let halves: Vec<(u32, u32, u32)> = if parallel {
             sorted
@@ -345,10 +375,8 @@ impl<T: Lane> PairSandwich<T> {
             slot,
             panels,
             rows,
-            split_row,
             scratch: RefCell::new(Scratch {
                 values: vec![T::default(); 2 * pairs.len()],
-                t: vec![T::default(); m * m],
                 v: vec![T::default(); m * m],
                 buf: vec![0.0; if parallel { halves.len() } else { 0 }],
             }),
@@ -365,7 +393,7 @@ impl<T: Lane> LinearOperator for PairSandwich<T> {
     fn apply(&self, x: ArrayView1<'_, f64>, mut out: ArrayViewMut1<'_, f64>) {
         debug_assert_eq!(x.len(), self.dim());
         let mut scratch = self.scratch.borrow_mut();
-        let Scratch { values, t, v, buf } = &mut *scratch;
+        let Scratch { values, v, buf } = &mut *scratch;
         for (value, &k) in values.iter_mut().zip(&self.slot) {
             *value = T::from_f64(x[k as usize]);
         }
@@ -376,18 +404,12 @@ impl<T: Lane> LinearOperator for PairSandwich<T> {
         };
         let m = self.m;
         if !self.halves.is_empty() && rayon::current_num_threads() > 1 {
-            // Two tasks: rows of T split where V's pattern is halved, then the pairs halved.
-            let (t1, t2) = t.split_at_mut(self.split_row * m);
-            let second = RowsOfV {
-                ptr: &self.ptr[self.split_row..],
-                ..rows
-            };
-            let panels = &self.panels[..];
-            rayon::join(
-                || T::phase1(rows, panels, m, t1),
-                || T::phase1(second, panels, m, t2),
-            );
-            transpose_square(t, v, m);
+            // Two tasks: the panels of A (rows of Tᵀ) halved, then the pairs halved.
+            let width = PANEL_BYTES / std::mem::size_of::<T>();
+            let first_panels = m.div_ceil(width) / 2;
+            let (v1, v2) = v.split_at_mut(first_panels * width * m);
+            let (a1, a2) = self.panels.split_at(first_panels * width * m);
+            rayon::join(|| T::phase1(rows, a1, m, v1), || T::phase1(rows, a2, m, v2));
             let half = self.halves.len() / 2;
             let (b1, b2) = buf.split_at_mut(half);
             let (p1, p2) = self.halves.split_at(half);
@@ -401,8 +423,7 @@ impl<T: Lane> LinearOperator for PairSandwich<T> {
             }
             return;
         }
-        T::phase1(rows, &self.panels, m, t);
-        transpose_square(t, v, m);
+        T::phase1(rows, &self.panels, m, v);
         match out.as_slice_mut() {
             Some(out) => T::phase2(&self.rows, self.m, &self.sorted, v, out),
             None => {
