@@ -21,6 +21,18 @@
 //! definite (every pair starts free and Jacobi-CG needs many products), so cold large blocks
 //! keep Bcd→ObnCg; warm-started it was 2.7× faster than ObnCg at p = 500, 0.01·λ_max.
 //!
+//! Large warm blocks (more than `large_block` = 600 nodes) go to DualPn from a candidate
+//! fraction of `large_dual_fraction` = 0.2 already. Bcd's sweeps update W column by column on
+//! one thread, and beyond ~500 nodes W (8p² bytes) no longer fits a core's L2 cache (2 MB
+//! here), while DualPn's products and factorizations use every thread. Warm starts from
+//! 0.1·λ_max on the paper's data, tight tolerances (gap 1e-10), two threads, Bcd against
+//! DualPn: p = 500 at 0.05 and 0.037·λ_max (candidate fractions 0.28 and 0.39) 0.51 vs
+//! 0.85 s and 0.89 vs 1.11 s, at 0.02 (0.60) 1.91 vs 1.45 s; p = 700 at 0.07, 0.05, 0.037
+//! (0.19, 0.29, 0.39) 0.97 vs 1.00 s, 1.82 vs 1.34 s, 3.25 vs 1.84 s; p = 1000 (0.16, 0.24,
+//! 0.33) 2.99 vs 2.06 s, 5.14 vs 3.18 s, 8.31 vs 4.69 s. In matrix tuning at p = 1000 the
+//! scalar stage's first line-search trial (0.037·λ_max) took 9.2 s with Bcd, 4.9 s with
+//! DualPn.
+//!
 //! # Stopping
 //! That of the chosen solver (relative gap ≤ `tol`, KKT ≤ `kkt_tol`).
 //!
@@ -43,6 +55,8 @@ use ndarray::ArrayView2;
 /// | `options` | [`GlassoOptions::default`] | shared by both solvers | |
 /// | `sparse_ratio` | 2.0 | blocks with at most `sparse_ratio · p_b` candidate edges use NewtonCd | ≥ 0 |
 /// | `dual_fraction` | 0.6 | dense blocks with at least this fraction of candidate pairs use DualPn (p_b ≤ 300 or warm) | [0, 1], > 1 disables |
+/// | `large_block` | 600 | warm blocks with more nodes use DualPn from `large_dual_fraction` | |
+/// | `large_dual_fraction` | 0.2 | the fraction of candidate pairs from which large warm blocks use DualPn | [0, 1], > 1 disables |
 #[derive(Debug, Clone)]
 pub struct Auto {
     /// Shared options.
@@ -51,6 +65,10 @@ pub struct Auto {
     pub sparse_ratio: f64,
     /// Fraction of candidate pairs from which DualPn is used.
     pub dual_fraction: f64,
+    /// Nodes beyond which a warm block uses DualPn from `large_dual_fraction`.
+    pub large_block: usize,
+    /// Fraction of candidate pairs from which large warm blocks use DualPn.
+    pub large_dual_fraction: f64,
 }
 
 impl Default for Auto {
@@ -59,6 +77,8 @@ impl Default for Auto {
             options: GlassoOptions::default(),
             sparse_ratio: 2.0,
             dual_fraction: 0.6,
+            large_block: 600,
+            large_dual_fraction: 0.2,
         }
     }
 }
@@ -103,7 +123,11 @@ impl Auto {
             }
         }
         let fraction = c as f64 / (p * (p - 1) / 2) as f64;
-        fraction >= self.dual_fraction && (p <= 300 || warm)
+        if warm && p > self.large_block {
+            fraction >= self.large_dual_fraction.min(self.dual_fraction)
+        } else {
+            fraction >= self.dual_fraction && (p <= 300 || warm)
+        }
     }
 }
 
@@ -168,5 +192,49 @@ impl BlockSolver for Auto {
             debug_assert!(relative_gap(out.dual_gap, out.objective).is_finite());
             Ok(out)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array2;
+
+    /// A p × p "covariance" whose off-diagonal entries exceed λ = 1 on about `share` of the
+    /// pairs, and a start that is warm (one off-diagonal nonzero) or cold.
+    fn block(p: usize, share: f64, warm: bool) -> (Array2<f64>, Array2<f64>, Array2<f64>) {
+        let s = Array2::from_shape_fn((p, p), |(i, j)| {
+            if i == j || (((i + j) * 7919 + i * j) % 1000) as f64 / 1000.0 < share {
+                2.0
+            } else {
+                0.5
+            }
+        });
+        let lam = Array2::from_elem((p, p), 1.0);
+        let mut theta = Array2::eye(p);
+        if warm {
+            theta[[0, 1]] = 0.1;
+            theta[[1, 0]] = 0.1;
+        }
+        (s, lam, theta)
+    }
+
+    #[test]
+    fn large_warm_blocks_use_dual_pn_from_a_lower_candidate_fraction() {
+        let auto = Auto::default();
+        let choice = |p: usize, share: f64, warm: bool| {
+            let (s, lam, theta) = block(p, share, warm);
+            auto.prefers_dual_pn(s.view(), lam.view(), theta.view())
+        };
+        // A third of the pairs: DualPn for a large warm block only.
+        assert!(choice(700, 0.33, true));
+        assert!(!choice(700, 0.33, false));
+        assert!(!choice(500, 0.33, true));
+        // Below large_dual_fraction: Bcd at any size.
+        assert!(!choice(700, 0.1, true));
+        // Dense blocks: DualPn when warm or small, as before.
+        assert!(choice(500, 0.8, true));
+        assert!(choice(200, 0.8, false));
+        assert!(!choice(700, 0.8, false));
     }
 }
