@@ -1155,6 +1155,14 @@ mod tests {
         }
     }
 
+    /// The cold solution of `solver` at the scalar penalty `lam0` (the warm start of the
+    /// tests that then move the penalty).
+    fn solved_at(solver: &DualPn, s: &Array2<f64>, lam0: f64) -> crate::GlassoFit {
+        solver
+            .solve(&GlassoProblem::new(s.view(), Penalty::scalar(lam0)), None)
+            .unwrap()
+    }
+
     fn data(p: usize, seed: u64) -> Array2<f64> {
         let d = paper_data(p, 10 * p, 0.9, seed);
         empirical_covariance(d.x.view(), false).unwrap()
@@ -1253,9 +1261,7 @@ mod tests {
             ..Default::default()
         };
         let lam0 = 0.02 * lmax;
-        let old = solver
-            .solve(&GlassoProblem::new(s.view(), Penalty::scalar(lam0)), None)
-            .unwrap();
+        let old = solved_at(&solver, &s, lam0);
         let mut lam = Array2::from_shape_fn((p, p), |(i, j)| if i == j { 0.0 } else { lam0 });
         let mut grown = Vec::new();
         for i in 0..p {
@@ -1390,9 +1396,7 @@ mod tests {
             options: tight(),
             ..Default::default()
         };
-        let old = solver
-            .solve(&GlassoProblem::new(s.view(), Penalty::scalar(lam0)), None)
-            .unwrap();
+        let old = solved_at(&solver, &s, lam0);
         let mut engaged = 0;
         for seed in 0..8 {
             let lam = perturbed(p, lam0, seed, 3.0);
@@ -1471,9 +1475,7 @@ mod tests {
             options: tight(),
             ..Default::default()
         };
-        let old = solver
-            .solve(&GlassoProblem::new(s.view(), Penalty::scalar(lam0)), None)
-            .unwrap();
+        let old = solved_at(&solver, &s, lam0);
         let (theta0, w0) = (old.precision.view(), old.covariance.view());
         for seed in 0..4 {
             let lam = perturbed(p, lam0, seed, 0.5);
@@ -1521,9 +1523,7 @@ mod tests {
             options,
             ..Default::default()
         };
-        let old = solver
-            .solve(&GlassoProblem::new(s.view(), Penalty::scalar(lam0)), None)
-            .unwrap();
+        let old = solved_at(&solver, &s, lam0);
         let mut early = 0;
         for seed in 0..8 {
             // As in matrix tuning, some zeros of Θ₀ at the outer problem's upper bound e²·λ_max:

@@ -266,19 +266,19 @@ impl StarPreconditioner {
         // application costs one multiply-add per entry, the set-up k per entry of a block
         // of k pairs: the blocks of MAX_BLOCK pairs dominate both).
         let parallel = size >= PARALLEL_STORAGE && rayon::current_num_threads() > 1;
-        let mid = if parallel {
+        // The first node of the second task and the storage of the first.
+        let (mut mid, mut split_offset) = (p, size);
+        if parallel {
             let mut acc = 0;
-            (0..p)
-                .find(|&i| {
-                    acc += stars.storage(i..i + 1);
-                    2 * acc >= size
-                })
-                .map_or(p, |i| i + 1)
-        } else {
-            p
-        };
+            for i in 0..p {
+                acc += stars.storage(i..i + 1);
+                if 2 * acc >= size {
+                    (mid, split_offset) = (i + 1, acc);
+                    break;
+                }
+            }
+        }
         let mut inverses = vec![0.0_f32; size];
-        let split_offset = stars.storage(0..mid);
         let (head, tail) = if mid < p {
             let (first, second) = inverses.split_at_mut(split_offset);
             let (head, tail) = rayon::join(
@@ -304,7 +304,8 @@ impl StarPreconditioner {
             idx.extend_from_slice(&tail.idx);
             scales.extend_from_slice(&tail.scales);
         }
-        let two_tasks = parallel && split + 1 < ptr.len();
+        // Blocks on both sides of the split (only when the nodes were split).
+        let two_tasks = split + 1 < ptr.len();
         Ok(Self {
             n: pairs.len(),
             split: if two_tasks { split } else { ptr.len() - 1 },
