@@ -21,8 +21,8 @@ pub use dense::{
 };
 pub use error::LinalgError;
 pub use krylov::{
-    bicgstab, pcg, Bicgstab, Cg, CgOptions, DenseCholeskySolver, JacobiPreconditioner,
-    LinearOperator, LinearSolver, SolveReport, Status,
+    bicgstab, pcg, refine, Bicgstab, Cg, CgOptions, DenseCholeskySolver, JacobiPreconditioner,
+    LinearOperator, LinearSolver, RefineOptions, Refinement, SolveReport, Status,
 };
 pub use pair_sandwich::{Lane, PairSandwich};
 pub use pairs::StarPreconditioner;

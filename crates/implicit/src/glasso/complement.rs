@@ -85,8 +85,8 @@ use super::operator::{jacobi_preconditioner, Kernel, RestrictedKronecker};
 use super::system::PreconditionerKind;
 use crate::ImplicitError;
 use ho_linalg::{
-    pcg, sandwich, CgOptions, Lane, LinearOperator, PairSandwich, SolveReport, StarPreconditioner,
-    Status,
+    pcg, refine, sandwich, CgOptions, Lane, LinearOperator, PairSandwich, RefineOptions,
+    Refinement, SolveReport, StarPreconditioner, Status,
 };
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 
@@ -372,22 +372,18 @@ fn refine_in_single_precision(
     z: &mut Array1<f64>,
     residual: Option<Array1<f64>>,
     target: &CgOptions,
-) -> Refined {
+) -> Refinement {
     let rhs_norm = rhs.dot(&rhs).sqrt();
-    let goal = (target.rel_tol * rhs_norm).max(target.abs_tol);
-    // The caller's residual `rhs − op z`, when it has one, saves the first product.
-    let mut fresh = residual.is_some();
-    let mut r = residual.unwrap_or_else(|| Array1::zeros(z.len()));
-    debug_assert_eq!(r.len(), z.len());
-    let mut n_iter = 0;
-    let mut rnorm = f64::INFINITY;
-    for round in 0..=MAX_REFINEMENTS {
-        if !fresh {
-            op.apply(z.view(), r.view_mut());
-            r.zip_mut_with(&rhs, |ri, &bi| *ri = bi - *ri);
-        }
-        fresh = false;
-        if let Some(positions) = symmetric {
+    let options = RefineOptions {
+        goal: (target.rel_tol * rhs_norm).max(target.abs_tol),
+        round_tol: SINGLE_PRECISION_TOL,
+        max_rounds: MAX_REFINEMENTS,
+        round_max_iter: target.max_iter.min(SINGLE_PRECISION_MAX_ITER),
+    };
+    // Symmetric corrections: each residual is replaced by its symmetric part; an
+    // antisymmetric part beyond rounding ends the refinement.
+    let mut project = |r: &mut Array1<f64>| match symmetric {
+        Some(positions) => {
             let mut anti = 0.0;
             for &(k, l) in positions {
                 let (sym, half) = (0.5 * (r[k] + r[l]), 0.5 * (r[k] - r[l]));
@@ -395,51 +391,11 @@ fn refine_in_single_precision(
                 r[k] = sym;
                 r[l] = sym;
             }
-            if anti.sqrt() > ANTISYMMETRIC_ROUNDING * rhs_norm {
-                break;
-            }
+            anti.sqrt() <= ANTISYMMETRIC_ROUNDING * rhs_norm
         }
-        rnorm = r.dot(&r).sqrt();
-        if rnorm <= goal {
-            return Refined {
-                n_iter,
-                converged: true,
-                residual_norm: rnorm,
-            };
-        }
-        if !rnorm.is_finite() || round == MAX_REFINEMENTS {
-            break;
-        }
-        let round = CgOptions {
-            rel_tol: SINGLE_PRECISION_TOL.max(0.5 * goal / rnorm),
-            abs_tol: 0.0,
-            max_iter: target.max_iter.min(SINGLE_PRECISION_MAX_ITER),
-        };
-        let mut dz = Array1::zeros(z.len());
-        match pcg(op32, Some(pre), r.view(), dz.view_mut(), &round) {
-            Ok(rep) if dz.iter().all(|v| v.is_finite()) => {
-                n_iter += rep.n_iter;
-                *z += &dz;
-                if rep.status != Status::Converged {
-                    break;
-                }
-            }
-            _ => break,
-        }
-    }
-    Refined {
-        n_iter,
-        converged: false,
-        residual_norm: rnorm,
-    }
-}
-
-/// What [`refine_in_single_precision`] did: its single-precision iterations, whether the
-/// target was met, and the last double-precision residual norm it computed.
-struct Refined {
-    n_iter: usize,
-    converged: bool,
-    residual_norm: f64,
+        None => true,
+    };
+    refine(op, op32, pre, rhs, z, residual, &options, &mut project)
 }
 
 /// Antisymmetric part of a residual, relative to the right-hand side, up to which
@@ -975,7 +931,7 @@ mod tests {
             };
             let mut z = Array1::zeros(zset.len());
             let op32 = SingleSandwich::new(theta.view(), &zset);
-            let Refined {
+            let Refinement {
                 n_iter, converged, ..
             } = refine_in_single_precision(
                 &op,
@@ -1032,7 +988,7 @@ mod tests {
         };
         let refine = |rhs: &Array1<f64>| {
             let mut z = Array1::zeros(zset.len());
-            let Refined {
+            let Refinement {
                 n_iter, converged, ..
             } = refine_in_single_precision(
                 &op,
