@@ -362,6 +362,8 @@ type SingleProducts<'a> = (&'a dyn LinearOperator, Option<&'a [(usize, usize)]>)
 /// Restarting CG on the residual loses its Krylov space (a round that only needs three digits
 /// still takes ~40 iterations on the paper's data), but each round costs half as much per
 /// iteration as double precision, and continuing in double from 1e-4 took ~45 iterations.
+/// The loop is [`ho_linalg::refine`] (shared with DualPn's Newton systems), with the
+/// symmetric projection as its residual hook.
 #[allow(clippy::too_many_arguments)]
 fn refine_in_single_precision(
     op: &dyn LinearOperator,
