@@ -631,12 +631,95 @@ pub(crate) struct StarCache {
     star: Option<StarPreconditioner>,
 }
 
+/// The position in `old` of each pair of `new` (`None` for a pair new to the set) when the
+/// two sets differ by at most 1 % of `old` (pairs dropped plus pairs added; both lists in the
+/// scan order of [`free_pairs`]); `None` otherwise.
+fn kept_positions(old: &[(usize, usize)], new: &[(usize, usize)]) -> Option<Vec<Option<usize>>> {
+    let budget = old.len() / 100;
+    let mut positions = Vec::with_capacity(new.len());
+    let (mut q, mut kept) = (0, 0);
+    for pair in new {
+        while q < old.len() && old[q] < *pair {
+            q += 1;
+        }
+        if q < old.len() && old[q] == *pair {
+            positions.push(Some(q));
+            kept += 1;
+            q += 1;
+        } else {
+            positions.push(None);
+            if positions.len() - kept > budget {
+                return None;
+            }
+        }
+    }
+    let changed = (old.len() - kept) + (new.len() - kept);
+    (changed <= budget).then_some(positions)
+}
+
+/// A preconditioner on a set of pairs carried to a nearby set: the pairs kept are scattered to
+/// their old positions (zero elsewhere), the preconditioner is applied and the result gathered
+/// back (a principal submatrix of a positive definite operator); the pairs new to the set
+/// are preconditioned by Jacobi (`1/diag`).
+struct Restricted<'a> {
+    inner: &'a StarPreconditioner,
+    positions: Vec<Option<usize>>,
+    diag: ArrayView1<'a, f64>,
+    full: RefCell<(Array1<f64>, Array1<f64>)>,
+}
+
+impl<'a> Restricted<'a> {
+    fn new(
+        inner: &'a StarPreconditioner,
+        positions: Vec<Option<usize>>,
+        diag: ArrayView1<'a, f64>,
+    ) -> Self {
+        let n = inner.dim();
+        Self {
+            inner,
+            positions,
+            diag,
+            full: RefCell::new((Array1::zeros(n), Array1::zeros(n))),
+        }
+    }
+}
+
+impl LinearOperator for Restricted<'_> {
+    fn dim(&self) -> usize {
+        self.positions.len()
+    }
+
+    fn apply(&self, x: ArrayView1<'_, f64>, mut out: ArrayViewMut1<'_, f64>) {
+        let mut full = self.full.borrow_mut();
+        let (input, output) = &mut *full;
+        input.fill(0.0);
+        for (&q, &v) in self.positions.iter().zip(x.iter()) {
+            if let Some(q) = q {
+                input[q] = v;
+            }
+        }
+        self.inner.apply(input.view(), output.view_mut());
+        for (((o, &q), &v), &d) in out
+            .iter_mut()
+            .zip(&self.positions)
+            .zip(x.iter())
+            .zip(self.diag.iter())
+        {
+            *o = match q {
+                Some(q) => output[q],
+                None => v / d,
+            };
+        }
+    }
+}
+
 impl PairSystem {
     /// The solution on P (in the order of `free`) for the right-hand side `rhs`.
     ///
     /// `cache` keeps the star preconditioner of the last system solved with one: when the
-    /// next system has the same pair set it is reused as it is (built at the previous Θ),
-    /// instead of being set up again.
+    /// next system has the same pair set, or one that differs from it by at most 1 % of its
+    /// pairs, it is reused (built at the previous Θ, carried to the new set) instead of being
+    /// set up again.
     pub(crate) fn solve(
         &self,
         theta: ArrayView2<'_, f64>,
@@ -693,26 +776,38 @@ impl PairSystem {
             .map(|&(i, j)| theta[[i, i]] * theta[[j, j]] + theta[[i, j]] * theta[[i, j]])
             .collect();
         let jacobi = JacobiPreconditioner::from_diagonal(diag.view())?;
-        let built;
-        // A star preconditioner already set up for this pair set is used at any forcing term
-        // (it costs nothing more than Jacobi per iteration).
-        let cached = matches!(&cache, Some(c) if c.star.is_some() && c.free == free);
-        let star = if cached || (eta <= self.star_eta && StarPreconditioner::worthwhile(nz)) {
-            match cache {
+        let (built, subset);
+        // A star preconditioner already set up for this pair set, or for a set that differs
+        // from it by at most 1 % of its pairs (the free sets of the late Newton steps of a
+        // solve lose or gain a few pairs), is used at any forcing term (it costs nothing more
+        // than Jacobi per iteration), carried to the new set ([`Restricted`]).
+        let kept = match &cache {
+            Some(c) if c.star.is_some() => kept_positions(&c.free, free),
+            _ => None,
+        };
+        let star: Option<&dyn LinearOperator> = match kept {
+            Some(positions) => {
+                let cache = cache.expect("kept positions come from a cache");
+                let star = cache.star.as_ref().expect("checked above");
+                if positions.len() == cache.free.len() && positions.iter().all(Option::is_some) {
+                    Some(star)
+                } else {
+                    subset = Restricted::new(star, positions, diag.view());
+                    Some(&subset)
+                }
+            }
+            None if eta <= self.star_eta && StarPreconditioner::worthwhile(nz) => match cache {
                 Some(cache) => {
-                    if !cached {
-                        cache.star = Some(StarPreconditioner::new(th_r.view(), &pairs)?);
-                        cache.free = free.to_vec();
-                    }
-                    cache.star.as_ref()
+                    cache.star = Some(StarPreconditioner::new(th_r.view(), &pairs)?);
+                    cache.free = free.to_vec();
+                    cache.star.as_ref().map(|s| s as &dyn LinearOperator)
                 }
                 None => {
                     built = StarPreconditioner::new(th_r.view(), &pairs)?;
                     Some(&built)
                 }
-            }
-        } else {
-            None
+            },
+            None => None,
         };
         let pre: &dyn LinearOperator = match star {
             Some(star) => star,
@@ -1900,6 +1995,61 @@ mod tests {
             let rel = res.dot(&res).sqrt() / rhs.dot(&rhs).sqrt();
             assert!(rel <= eta, "star_eta {star_eta}: relative residual {rel:e}");
         }
+    }
+
+    #[test]
+    fn a_cached_star_is_carried_to_a_nearby_pair_set() {
+        let m = 40;
+        let theta = ho_linalg::testing::random_spd(m, 100.0, 6);
+        let old = pairs_where(m, |i, j| (i + 2 * j) % 3 == 0);
+        assert!(old.len() >= 200);
+        // Drop the first pair and add one that was not there: two changes, within 1 %.
+        let added = (0..m)
+            .flat_map(|i| (i + 1..m).map(move |j| (i, j)))
+            .find(|pair| !old.contains(pair))
+            .unwrap();
+        let mut new: Vec<(usize, usize)> = old[1..].to_vec();
+        new.push(added);
+        new.sort_unstable();
+        let positions = kept_positions(&old, &new).unwrap();
+        assert_eq!(positions.iter().filter(|q| q.is_none()).count(), 1);
+        for (pair, q) in new.iter().zip(&positions) {
+            assert_eq!(q.map(|q| old[q]), (*pair != added).then_some(*pair));
+        }
+        assert_eq!(
+            kept_positions(&old, &old).unwrap(),
+            (0..old.len()).map(Some).collect::<Vec<_>>()
+        );
+        // More than 1 % changed: not carried.
+        let shrunk = &old[..old.len() / 2];
+        assert!(kept_positions(&old, shrunk).is_none());
+        // The carried operator: the star on the kept pairs (zero elsewhere), Jacobi on the new.
+        let star = StarPreconditioner::new(theta.view(), &old).unwrap();
+        let diag: Array1<f64> = new
+            .iter()
+            .map(|&(i, j)| theta[[i, i]] * theta[[j, j]] + theta[[i, j]] * theta[[i, j]])
+            .collect();
+        let carried = Restricted::new(&star, positions.clone(), diag.view());
+        let x = Array1::from_shape_fn(new.len(), |k| (k as f64 * 0.37).sin());
+        let mut got = Array1::zeros(new.len());
+        carried.apply(x.view(), got.view_mut());
+        let mut full = Array1::zeros(old.len());
+        for (&q, &v) in positions.iter().zip(x.iter()) {
+            if let Some(q) = q {
+                full[q] = v;
+            }
+        }
+        let mut full_out = Array1::zeros(old.len());
+        star.apply(full.view(), full_out.view_mut());
+        for (k, q) in positions.iter().enumerate() {
+            let want = match q {
+                Some(q) => full_out[*q],
+                None => x[k] / diag[k],
+            };
+            assert_eq!(got[k].to_bits(), want.to_bits(), "pair {k}");
+        }
+        // Positive definite: xᵀ K x > 0.
+        assert!(x.dot(&got) > 0.0);
     }
 
     #[test]
