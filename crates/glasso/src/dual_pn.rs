@@ -901,6 +901,18 @@ impl DualPn {
         system.solve(theta, free, rhs, eta, single_ok, Some(cache))
     }
 
+    /// The forcing term of a Newton step at relative dual gap `rel` with hand-over gap
+    /// `target` (comments in [`DualPn::dual_phase`]).
+    fn forcing_term(&self, rel: f64, target: f64) -> f64 {
+        let loose = 0.1 * self.options.tol >= self.polish_gap;
+        let aim = target.max(self.options.tol);
+        if loose && rel * rel <= 0.25 * aim {
+            (0.25 * aim / rel).clamp(rel, 0.1)
+        } else {
+            rel.clamp(1e-10, 0.1)
+        }
+    }
+
     /// The pair systems of this solver's Newton steps (and of its tangent start).
     fn pair_system(&self) -> PairSystem {
         PairSystem {
@@ -1080,17 +1092,20 @@ impl DualPn {
             }
             // Inexact Newton with forcing term ∝ the gap (∝ ‖Θ_Z‖): quadratic convergence. The
             // next gap is about rel·(rel + η); at a loose tolerance, once rel² alone is below
-            // the hand-over gap, η only has to bring rel·η there: a tighter solve would be
-            // wasted (−10 % inner time in matrix tuning at p = 100, tol 1e-7). At a tight
-            // tolerance the overshoot of a full-precision last step is what lets the recovered
-            // primal meet the KKT tolerance without a polishing step (5 of 6 warm solves of
-            // the scalar stage at tol 1e-10 skipped it, none with the loose η: +30 % time).
-            let loose = 0.1 * self.options.tol >= self.polish_gap;
-            let eta = if loose && rel * rel <= 0.25 * target {
-                (0.25 * target / rel).clamp(rel, 0.1)
-            } else {
-                rel.clamp(1e-10, 0.1)
-            };
+            // the aim, η only has to bring rel·η there: a tighter solve would be wasted (−10 %
+            // inner time in matrix tuning at p = 100, tol 1e-7). The aim is `tol` itself (or
+            // the hand-over gap if larger): the recovered primal is certified against the
+            // iterate's dual point, whose gap follows the dual's. (Aimed at the sparse
+            // hand-over gap, 1e-11 at tol 1e-7, the last step of most matrix-stage solves at
+            // p = 1000 was a mixed-precision refinement to η ≈ 3e-6; aimed at `tol`, 27
+            // replayed solves took the same 143 Newton steps with 2 055 CG iterations instead
+            // of 2 299, and every recovered primal certified.) At a tight tolerance the
+            // overshoot of a full-precision last step is what lets the recovered primal meet
+            // the KKT tolerance without a polishing step (5 of 6 warm solves of the scalar
+            // stage at tol 1e-10 skipped it, none with the loose η: +30 % time; with the
+            // certificate against U, eleven replayed scalar-stage solves took 60 Newton steps
+            // instead of 49 with the loose η, in the same time).
+            let eta = self.forcing_term(rel, target);
             let d_free = self.newton_free(th.view(), &free, eta, &single_ok, &mut stars)?;
             for (&(i, j), &d) in free.iter().zip(d_free.iter()) {
                 dir[[i, j]] = d;
@@ -1924,6 +1939,47 @@ mod tests {
         assert!(
             at_hand_over >= 1,
             "{at_hand_over} of 5 dual phases certified at their hand-over gap"
+        );
+    }
+
+    #[test]
+    fn a_loose_tolerance_aims_the_last_newton_step_at_the_tolerance() {
+        let solver = DualPn {
+            options: GlassoOptions {
+                tol: 1e-7,
+                ..GlassoOptions::default()
+            },
+            ..Default::default()
+        };
+        // Matrix tuning at p = 1000: a sparse free set's hand-over gap of 1e-11, a dual gap
+        // of 3e-6. rel·η ≤ tol/4 asks for η ≈ 8e-3: single-precision CG, no
+        // refinement to η = rel.
+        let target = solver.polish_at() * SPARSE_DUAL_FACTOR;
+        let eta = solver.forcing_term(3e-6, target);
+        assert!(
+            eta > 1e-3 && 3e-6 * eta <= 0.25 * 1e-7 * (1.0 + 1e-12),
+            "η = {eta:e}"
+        );
+        // Farther away, quadratic convergence: η = rel.
+        assert_eq!(
+            solver.forcing_term(1e-3, target).to_bits(),
+            1e-3_f64.to_bits()
+        );
+        assert_eq!(
+            solver.forcing_term(0.5, target).to_bits(),
+            0.1_f64.to_bits()
+        );
+        // A tight tolerance keeps η = rel to the end (KKT of the recovered primal).
+        let tight = DualPn {
+            options: GlassoOptions {
+                tol: 1e-10,
+                ..GlassoOptions::default()
+            },
+            ..Default::default()
+        };
+        assert_eq!(
+            tight.forcing_term(3e-6, tight.polish_at()).to_bits(),
+            3e-6_f64.to_bits()
         );
     }
 
