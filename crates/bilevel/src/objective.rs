@@ -309,6 +309,10 @@ impl BilevelObjective {
             parametrization,
             solver: Auto {
                 options: inner_options(scale),
+                // DualPn's solves end once the recovered primal is certified against its
+                // own dual iterate (docs/solvers.md); the tuner's final fit is certified the
+                // default way (`GlassoTuner::fit_cov`).
+                certify_against_iterate: true,
                 ..Default::default()
             },
             stats: BilevelStats::default(),

@@ -4,7 +4,7 @@
 use crate::objective::{AdaptiveAdjoint, BilevelObjective, BilevelStats, Fold, Parametrization};
 use crate::split::{holdout, k_fold, FoldCov};
 use crate::BilevelError;
-use ho_glasso::{lambda_max, GlassoFit, GlassoProblem, GlassoSolver, Penalty};
+use ho_glasso::{lambda_max, Auto, GlassoFit, GlassoProblem, GlassoSolver, Penalty};
 use ho_implicit::{Criterion, HeldOutNll, HypergradOptions, Reconstruction};
 use ho_linalg::empirical_covariance;
 use ho_outer::{
@@ -625,15 +625,31 @@ impl GlassoTuner {
 
         let penalty = final_obj.parametrization.penalty(final_x.view());
         let lam = penalty.to_matrix(p);
+        // The final fit is certified the default way (the gap against clip(W − S) of
+        // DESIGN.md §1, recomputable from the returned pair), warm from the last inner
+        // solve, whose DualPn may have stopped on its dual iterate's certificate: usually
+        // one more Newton step at most.
+        let strict = Auto {
+            certify_against_iterate: false,
+            ..final_obj.solver.clone()
+        };
         let fit = match refit_cov {
-            Some(full) => final_obj.solver.solve(
+            Some(full) => strict.solve(
                 &GlassoProblem::new(full.view(), Penalty::Matrix(lam.clone())),
                 None,
             )?,
-            None => final_obj.folds[0]
-                .fit()
-                .cloned()
-                .ok_or(BilevelError::NothingToTune)?,
+            None => {
+                let last = final_obj.folds[0]
+                    .fit()
+                    .ok_or(BilevelError::NothingToTune)?;
+                strict.solve(
+                    &GlassoProblem::new(
+                        final_obj.folds[0].s_train.view(),
+                        Penalty::Matrix(lam.clone()),
+                    ),
+                    Some(last),
+                )?
+            }
         };
         Ok(Tuned {
             precision: fit.precision.clone(),

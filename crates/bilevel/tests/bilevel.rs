@@ -5,7 +5,7 @@ use ho_bilevel::{
     AdaptiveAdjoint, BilevelObjective, CriterionKind, Fold, GlassoTuner, HeldOutNll, OptimizerKind,
     Parametrization, TunerOptions, Validation,
 };
-use ho_glasso::lambda_max;
+use ho_glasso::{duality_gap, lambda_max, objective};
 use ho_implicit::HypergradOptions;
 use ho_linalg::empirical_covariance;
 use ho_linalg::io::read_matrix;
@@ -162,6 +162,16 @@ fn scalar_tuning_reaches_the_fine_grid_optimum_and_matrix_tuning_improves_it() {
         t.scalar.stats.n_inner_solves
     );
     assert_eq!(t.trace.first().unwrap().stage, "scalar");
+    // The returned fit is certified as DESIGN.md §1 defines the gap (recomputed from Θ̂, W),
+    // to the matrix stage's inner tolerance, although the stage's DualPn solves stop on the
+    // certificate of their dual iterate.
+    let obj = objective(t.precision.view(), s_train.view(), t.penalty.view()).unwrap();
+    let gap = duality_gap(obj, t.covariance.view(), s_train.view(), t.penalty.view());
+    assert!(
+        gap <= TunerOptions::default().matrix_inner_tol * obj.abs().max(1.0),
+        "gap {gap:e}"
+    );
+    assert!((t.fit.dual_gap - gap).abs() <= 1e-9 * obj.abs().max(1.0));
 }
 
 #[test]

@@ -57,6 +57,7 @@ use ndarray::ArrayView2;
 /// | `dual_fraction` | 0.6 | dense blocks with at least this fraction of candidate pairs use DualPn (p_b ≤ 300 or warm) | [0, 1], > 1 disables |
 /// | `large_block` | 600 | warm blocks with more nodes use DualPn from `large_dual_fraction` | |
 /// | `large_dual_fraction` | 0.2 | the fraction of candidate pairs from which large warm blocks use DualPn | [0, 1], > 1 disables |
+/// | `certify_against_iterate` | false | DualPn's [`DualPn::certify_against_iterate`] | |
 #[derive(Debug, Clone)]
 pub struct Auto {
     /// Shared options.
@@ -69,6 +70,9 @@ pub struct Auto {
     pub large_block: usize,
     /// Fraction of candidate pairs from which large warm blocks use DualPn.
     pub large_dual_fraction: f64,
+    /// Passed to DualPn ([`DualPn::certify_against_iterate`]): its recovered primal certified
+    /// against its dual iterate (the tuner's inner solves).
+    pub certify_against_iterate: bool,
 }
 
 impl Default for Auto {
@@ -79,6 +83,7 @@ impl Default for Auto {
             dual_fraction: 0.6,
             large_block: 600,
             large_dual_fraction: 0.2,
+            certify_against_iterate: false,
         }
     }
 }
@@ -155,6 +160,7 @@ impl BlockSolver for Auto {
         } else if self.prefers_dual_pn(emp_cov, lam, start.theta.view()) {
             DualPn {
                 options: self.options,
+                certify_against_iterate: self.certify_against_iterate,
                 ..Default::default()
             }
             .solve_block(emp_cov, lam, start)
