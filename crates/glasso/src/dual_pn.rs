@@ -102,12 +102,13 @@
 //!
 //! Once the relative dual gap is within 100× of the hand-over gap below, each iterate's
 //! recovered primal (Θ set to exactly 0 on the free set) is certified (KKT residual, then the
-//! duality gap of the primal), and so is the last iterate at the hand-over: when it already
-//! meets `tol` and `kkt_tol`, the solve ends there. Its gap is taken against the iterate's
-//! own dual point U first (`Φ(Θ_rec) − (p − h)`, second order in the zeroed entries), and
-//! only then against the polish's `clip(W_rec − S)`, which loses the first-order change of W
-//! on every pair at a bound: replayed at p = 1000, the matrix stage's 33 solves (tol 1e-7)
-//! took 194 Newton steps instead of 213, and eleven scalar-stage solves (tol 1e-10) 18.1 s
+//! duality gap of the primal): when it already meets `tol` and `kkt_tol`, the solve ends
+//! there. With `certify_against_iterate` (off by default; on in the tuner), so is the last
+//! iterate at the hand-over, and the gap is taken against the iterate's own dual point U
+//! first (`Φ(Θ_rec) − (p − h)`, second order in the zeroed entries), and only then against
+//! the polish's `clip(W_rec − S)` of DESIGN.md §1, which loses the first-order change of W on
+//! every pair at a bound: replayed at p = 1000, the matrix stage's 33 solves (tol 1e-7) took
+//! 194 Newton steps instead of 213, and eleven scalar-stage solves (tol 1e-10) 18.1 s
 //! instead of 23.5 s, most of their polishing steps saved. The dual gap can be much larger than the recovered
 //! primal's: in matrix tuning, pairs whose penalty reached the upper bound of the outer
 //! problem (Λ_kl = e²·λ_max ≈ 10, 10⁵·λ* at p = 1000) count `Λ_kl |Θ_kl|` on entries that recovery
