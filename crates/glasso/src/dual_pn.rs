@@ -1885,6 +1885,17 @@ mod tests {
                     lam.view(),
                     &options,
                 );
+                // A non-finite dual value is ignored, never a silent gap of 0.
+                let nan = Certificate::with_dual_value(
+                    theta.view(),
+                    logdet,
+                    w.view(),
+                    s.view(),
+                    lam.view(),
+                    &options,
+                    f64::NAN,
+                );
+                assert_eq!(nan.gap.to_bits(), old_cert.gap.to_bits());
                 if !new.gap.is_finite() {
                     assert!(!old_cert.gap.is_finite());
                     continue;

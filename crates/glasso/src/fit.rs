@@ -383,7 +383,13 @@ impl Certificate {
         let gap = if kkt > options.kkt_tol {
             f64::INFINITY
         } else {
-            match dual_value.map(|d| (objective - d).max(0.0)) {
+            // A non-finite objective or dual value falls through to clip(W − S), whose gap
+            // is then non-finite too (never a silent 0 from `max`).
+            let known = dual_value
+                .map(|d| objective - d)
+                .filter(|g| g.is_finite())
+                .map(|g| g.max(0.0));
+            match known {
                 Some(known) if relative_gap(known, objective) <= options.tol => known,
                 Some(known) => known.min(duality_gap(objective, covariance, emp_cov, lam)),
                 None => duality_gap(objective, covariance, emp_cov, lam),
