@@ -1676,6 +1676,38 @@ mod tests {
         })
     }
 
+    /// [`perturbed`] with spread 3 from `old`'s penalty `lam0`, and, as in matrix tuning, some
+    /// zeros of `old` at the outer problem's upper bound e²·λ_max: they inflate the dual gap
+    /// (Λ_kl |Θ_kl| on entries that recovery sets to zero).
+    fn step_to_the_outer_bound(
+        old: &crate::GlassoFit,
+        lam0: f64,
+        lmax: f64,
+        seed: u64,
+    ) -> Array2<f64> {
+        let p = old.precision.nrows();
+        let mut lam = perturbed(p, lam0, seed, 3.0);
+        for i in 0..p {
+            for j in 0..p {
+                if i != j
+                    && old.precision[[i, j]] == 0.0
+                    && (i + j + seed as usize).is_multiple_of(3)
+                {
+                    lam[[i, j]] = 2f64.exp() * lmax;
+                }
+            }
+        }
+        lam
+    }
+
+    /// The warm block start of a fit.
+    fn start_at(fit: &crate::GlassoFit) -> BlockStart {
+        BlockStart {
+            theta: fit.precision.clone(),
+            covariance: fit.covariance.clone(),
+        }
+    }
+
     #[test]
     fn the_tangent_start_is_closer_to_the_dual_optimum_than_the_bounds_start() {
         const RATIO: f64 = 0.5;
@@ -1737,23 +1769,8 @@ mod tests {
         let old = solved_at(&solver, &s, lam0);
         let mut early = 0;
         for seed in 0..8 {
-            // As in matrix tuning, some zeros of Θ₀ at the outer problem's upper bound e²·λ_max:
-            // they inflate the dual gap (Λ_kl |Θ_kl| on entries that recovery sets to zero).
-            let mut lam = perturbed(p, lam0, seed, 3.0);
-            for i in 0..p {
-                for j in 0..p {
-                    if i != j
-                        && old.precision[[i, j]] == 0.0
-                        && (i + j + seed as usize).is_multiple_of(3)
-                    {
-                        lam[[i, j]] = 2f64.exp() * lmax;
-                    }
-                }
-            }
-            let start = BlockStart {
-                theta: old.precision.clone(),
-                covariance: old.covariance.clone(),
-            };
+            let lam = step_to_the_outer_bound(&old, lam0, lmax, seed);
+            let start = start_at(&old);
             let phase = solver
                 .dual_phase(
                     s.view(),
@@ -1821,17 +1838,7 @@ mod tests {
         );
         let (mut tighter, mut only_new) = (0, 0);
         for seed in 0..6 {
-            let mut lam = perturbed(p, lam0, seed, 3.0);
-            for i in 0..p {
-                for j in 0..p {
-                    if i != j
-                        && old.precision[[i, j]] == 0.0
-                        && (i + j + seed as usize).is_multiple_of(3)
-                    {
-                        lam[[i, j]] = 2f64.exp() * lmax;
-                    }
-                }
-            }
+            let lam = step_to_the_outer_bound(&old, lam0, lmax, seed);
             let problem = GlassoProblem::new(s.view(), Penalty::Matrix(lam.clone()));
             let optimum = crate::NewtonCd {
                 options: GlassoOptions {
@@ -1844,10 +1851,7 @@ mod tests {
             .solve(&problem, None)
             .unwrap()
             .objective;
-            let start = BlockStart {
-                theta: old.precision.clone(),
-                covariance: old.covariance.clone(),
-            };
+            let start = start_at(&old);
             // The iterates after 1, 2, … Newton steps (the step budget stops the phase).
             for steps in 6..11 {
                 let solver = DualPn {
@@ -1952,10 +1956,7 @@ mod tests {
         ] {
             let old = solved_at(&solver, &s, from * lmax);
             let lam = Array2::from_shape_fn((p, p), |(i, j)| if i == j { 0.0 } else { to * lmax });
-            let start = BlockStart {
-                theta: old.precision.clone(),
-                covariance: old.covariance.clone(),
-            };
+            let start = start_at(&old);
             let phase = solver
                 .dual_phase(
                     s.view(),
