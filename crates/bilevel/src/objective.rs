@@ -28,6 +28,20 @@
 //! is refined (warm-started from the one just computed) to the tolerance the new ratio asks,
 //! at least 10× tighter. With `fraction` = 0.01 the gradient's error thus stays below about
 //! 1 % of |g| (0.1 % typically), or is that of `tightest` where |g| is too small for that.
+//!
+//! Adaptive inner tolerance ([`BilevelObjective::set_inner_tol_max`], the tuner's scalar
+//! stage, on top of the adaptive adjoint). Far from λ* a solve to 1e-7 serves as well as one
+//! to 1e-10, and DualPn's last Newton steps to 1e-10 are its most expensive ones. The gap
+//! perturbs both what the outer method sees: the gradient's terms (their relative error is
+//! about the gap reached, as for the adjoint) and the value, by about the gap relative to
+//! the criterion, while the line search compares values that differ by about g²/(2h) near
+//! λ*, which falls like the square of the ratio. Each solve therefore aims at the relative
+//! gap `clamp(fraction·r², tol, inner_tol_max)` from the same predicted ratio r (`tol` the
+//! solver's own, 1e-10), and the gradient's ratio checks it: when the gap reached is more
+//! than 10× what its own ratio asks, the point is solved again, warm, to that gap (at least
+//! 10× tighter) before the hypergradient is recomputed. (Aimed at `fraction·r`, as the
+//! adjoint is, the values near λ* at p = 200 scattered by ±3e-7 around differences of 4e-10
+//! and the line search failed.)
 
 use crate::BilevelError;
 use ho_glasso::{Auto, GlassoFit, GlassoOptions, GlassoProblem, GlassoSolver, Penalty};
@@ -191,6 +205,10 @@ pub struct BilevelStats {
     /// Adjoint solves repeated at a tighter tolerance by [`AdaptiveAdjoint`] (all folds; the
     /// time is in `hypergrad_seconds`).
     pub n_adjoint_refinements: usize,
+    /// Inner solves repeated at a tighter gap by the adaptive inner tolerance
+    /// ([`BilevelObjective::set_inner_tol_max`]; all folds, also counted in
+    /// `n_inner_solves`).
+    pub n_inner_refinements: usize,
     /// Wall time in inner solves (summed over folds).
     pub inner_seconds: f64,
     /// Wall time in hypergradients (summed over folds).
@@ -241,14 +259,32 @@ impl AdaptiveAdjoint {
         (self.fraction * ratio).clamp(self.tightest, self.loosest)
     }
 
-    /// The tolerance predicted for the next evaluation from the last two ratios: the last
-    /// one, times its decrease over the one before when the ratios are falling (near λ* they
-    /// fall superlinearly, and a prediction from the last ratio alone would be too loose).
-    fn predict(&self, last: Option<f64>, before: Option<f64>) -> f64 {
+    /// The ratio `|g|/A` predicted for the next evaluation from the last two: the last one,
+    /// times its decrease over the one before when the ratios are falling (near λ* they fall
+    /// superlinearly, and a prediction from the last ratio alone would be too loose); `None`
+    /// before the first gradient.
+    fn predict_ratio(last: Option<f64>, before: Option<f64>) -> Option<f64> {
         match (last, before) {
-            (None, _) => self.loosest,
-            (Some(r), None) => self.tol_for(r),
-            (Some(r), Some(b)) => self.tol_for(r * (r / b).min(1.0)),
+            (None, _) => None,
+            (Some(r), None) => Some(r),
+            (Some(r), Some(b)) => Some(r * (r / b).min(1.0)),
+        }
+    }
+
+    /// The tolerance predicted for the next evaluation ([`Self::predict_ratio`]; `loosest`
+    /// before the first gradient).
+    fn predict(&self, last: Option<f64>, before: Option<f64>) -> f64 {
+        Self::predict_ratio(last, before).map_or(self.loosest, |r| self.tol_for(r))
+    }
+
+    /// The relative gap of an inner solve that a ratio r asks for, `fraction·r²` between the
+    /// solver's own `tightest` and `loosest` (`loosest` without a ratio yet; `tightest` for a
+    /// NaN one; module documentation, "Adaptive inner tolerance").
+    fn inner_tol_for(&self, ratio: Option<f64>, tightest: f64, loosest: f64) -> f64 {
+        match ratio {
+            None => loosest,
+            Some(r) if r.is_nan() => tightest,
+            Some(r) => (self.fraction * r * r).clamp(tightest, loosest),
         }
     }
 }
@@ -257,6 +293,8 @@ struct Eval {
     x: Array1<f64>,
     value: f64,
     grad: Option<Array1<f64>>,
+    /// The relative gap the inner solves aimed at.
+    inner_tol: f64,
 }
 
 /// The bilevel objective (see the module doc).
@@ -275,6 +313,8 @@ pub struct BilevelObjective {
     /// Adaptive adjoint tolerance, and the last gradient's `|g|/A`.
     adaptive: Option<AdaptiveAdjoint>,
     last_ratios: [Option<f64>; 2],
+    /// Loosest relative gap of an adaptive inner solve ([`Self::set_inner_tol_max`]).
+    inner_tol_max: Option<f64>,
 }
 
 /// Inner options precise enough for hypergradients on a problem whose covariance has
@@ -320,6 +360,7 @@ impl BilevelObjective {
             scale,
             adaptive: None,
             last_ratios: [None; 2],
+            inner_tol_max: None,
         }
     }
 
@@ -372,6 +413,54 @@ impl BilevelObjective {
         Ok(())
     }
 
+    /// Lets the inner solves of a scalar parametrization with an adaptive adjoint
+    /// ([`Self::set_adaptive_adjoint`]) aim at relative gaps up to `loosest` (module
+    /// documentation, "Adaptive inner tolerance"; `None`: always the solver's own tolerance),
+    /// and the hypergradients accept fits at that gap. Ignored by a matrix parametrization
+    /// and without an adaptive adjoint.
+    ///
+    /// # Errors
+    /// [`BilevelError::InvalidOption`] unless `loosest` is at least the solver's tolerance
+    /// and below 1.
+    pub fn set_inner_tol_max(&mut self, loosest: Option<f64>) -> Result<(), BilevelError> {
+        if let Some(l) = loosest {
+            if !(l >= self.solver.options.tol && l < 1.0) {
+                return Err(BilevelError::InvalidOption {
+                    name: "inner_tol_max",
+                    value: l,
+                    range: "[inner tol, 1)",
+                });
+            }
+            for fold in &mut self.folds {
+                let o = &mut fold.engine.options;
+                o.gap_tol = o.gap_tol.max(l);
+            }
+        }
+        self.inner_tol_max = loosest;
+        Ok(())
+    }
+
+    /// The adaptive adjoint and the loosest inner gap, when inner solves adapt their gap.
+    fn adaptive_inner(&self) -> Option<(AdaptiveAdjoint, f64)> {
+        match (self.parametrization, self.adaptive, self.inner_tol_max) {
+            (Parametrization::Scalar { .. }, Some(a), Some(l)) => Some((a, l)),
+            _ => None,
+        }
+    }
+
+    /// The relative duality gap the next inner solve aims at: the solver's own tolerance, or
+    /// the one the predicted ratio asks for ([`Self::set_inner_tol_max`]).
+    fn next_inner_tol(&self) -> f64 {
+        let tol = self.solver.options.tol;
+        match self.adaptive_inner() {
+            Some((a, loosest)) => {
+                let [last, before] = self.last_ratios;
+                a.inner_tol_for(AdaptiveAdjoint::predict_ratio(last, before), tol, loosest)
+            }
+            None => tol,
+        }
+    }
+
     /// The relative residual asked of the last adjoint solves (that of the next ones when
     /// the tolerance is fixed); `None` without folds.
     pub fn adjoint_tol(&self) -> Option<f64> {
@@ -391,8 +480,29 @@ impl BilevelObjective {
 
     /// Solves every fold at `x` (warm-started) and returns the mean criterion.
     fn solve_at(&mut self, x: ArrayView1<'_, f64>) -> Result<f64, BilevelError> {
+        let tol = self.next_inner_tol();
+        self.solve_at_tol(x, tol)
+    }
+
+    /// [`Self::solve_at`] with the relative duality gap `tol` (and KKT residual
+    /// `10·tol·scale`, [`inner_options_with_tol`]).
+    fn solve_at_tol(&mut self, x: ArrayView1<'_, f64>, tol: f64) -> Result<f64, BilevelError> {
         let penalty = self.parametrization.penalty(x);
-        let solver = &self.solver;
+        let adapted;
+        let solver = if tol.to_bits() == self.solver.options.tol.to_bits() {
+            &self.solver
+        } else {
+            let tuned = inner_options_with_tol(self.scale, tol);
+            adapted = Auto {
+                options: GlassoOptions {
+                    tol: tuned.tol,
+                    kkt_tol: tuned.kkt_tol,
+                    ..self.solver.options
+                },
+                ..self.solver.clone()
+            };
+            &adapted
+        };
         let _blas = self.parallel_folds();
         let results: Vec<Result<(f64, f64, f64), BilevelError>> = self
             .folds
@@ -423,6 +533,7 @@ impl BilevelObjective {
             x: x.to_owned(),
             value,
             grad: None,
+            inner_tol: tol,
         });
         Ok(value)
     }
@@ -447,7 +558,20 @@ impl BilevelObjective {
             let ratio = grad[0].abs() / terms;
             // A refinement replaces this evaluation's ratio.
             self.last_ratios = [Some(ratio), last];
-            // The estimated error t·A against the allowed multiple of fraction·|g|.
+            // First the inner gap against what this ratio asks, then the adjoint's estimated
+            // error t·A against the allowed multiple of fraction·|g|.
+            if let Some((_, loosest)) = self.adaptive_inner() {
+                let (gap, tightest) = (self.last_inner_tol(), self.solver.options.tol);
+                let asked = a.inner_tol_for(Some(ratio), tightest, loosest);
+                if gap > tightest && !(gap <= AdaptiveAdjoint::SLACK * asked) {
+                    let tol = asked.min(0.1 * gap).max(tightest);
+                    let x = self.last.as_ref().expect("solved before").x.clone();
+                    self.solve_at_tol(x.view(), tol)?;
+                    self.stats.n_inner_refinements += self.folds.len();
+                    (grad, terms) = self.grad_once(Some(t))?;
+                    continue;
+                }
+            }
             if t <= a.tightest || !(t * terms > AdaptiveAdjoint::SLACK * a.fraction * grad[0].abs())
             {
                 break;
@@ -457,6 +581,19 @@ impl BilevelObjective {
             self.stats.n_adjoint_refinements += self.folds.len();
         }
         Ok(grad)
+    }
+
+    /// The relative duality gap the last point's inner solves aimed at (`None` before the
+    /// first solve).
+    pub fn inner_tol(&self) -> Option<f64> {
+        self.last.as_ref().map(|e| e.inner_tol)
+    }
+
+    /// The relative gap the last point's inner solves aimed at.
+    fn last_inner_tol(&self) -> f64 {
+        self.last
+            .as_ref()
+            .map_or(self.solver.options.tol, |e| e.inner_tol)
     }
 
     /// One hypergradient per fold at the last solved point (adjoint tolerance `tol` when
@@ -531,8 +668,9 @@ impl Objective for BilevelObjective {
         if let Some(g) = &e.grad {
             return Ok((e.value, g.clone()));
         }
-        let value = e.value;
         let grad = self.grad_at_last().map_err(OuterError::objective)?;
+        // The value of the last solve (a refined one when the gradient asked for it).
+        let value = self.last.as_ref().expect("just solved").value;
         Ok((value, grad))
     }
 

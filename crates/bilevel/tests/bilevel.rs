@@ -506,6 +506,140 @@ fn bad_adaptive_adjoint_bounds_are_errors() {
     }
 }
 
+/// [`scalar_objective`] with adaptive inner gaps up to 1e-7.
+fn adaptive_inner_objective() -> BilevelObjective {
+    let mut obj = scalar_objective(true);
+    obj.set_inner_tol_max(Some(1e-7)).unwrap();
+    obj
+}
+
+#[test]
+fn adaptive_inner_gaps_keep_the_values_and_gradients_of_tight_solves() {
+    // Along points approaching λ*: loose solves far away, 1e-10 next to λ*; the gradients
+    // within 1 % of the tight ones and the values within what the line search can resolve
+    // there (the differences near λ* are ~g²/(2h)).
+    let mut tight = scalar_objective(false);
+    let x_star = scalar_optimum(&mut tight);
+    let mut adaptive = adaptive_inner_objective();
+    let mut gaps = Vec::new();
+    for offset in [2.0, 1.0, 0.3, 0.1, 0.03, 0.01, 1e-3, 1e-4] {
+        let x = Array1::from_elem(1, x_star + offset);
+        let (vr, gr) = tight.value_and_grad(x.view()).unwrap();
+        let (va, ga) = adaptive.value_and_grad(x.view()).unwrap();
+        let gap = adaptive.inner_tol().unwrap();
+        // The value moves by about the gap reached (relative), and next to λ* by less than a
+        // tenth of what a Newton step on g would gain, ~g²/(2h) = g·offset/2 with h ≈
+        // g/offset (g(x*) = 0): what the line search compares there.
+        let err = (va - vr).abs();
+        assert!(
+            err <= 10.0 * gap * vr.abs(),
+            "offset {offset}: {va} vs {vr} (gap {gap:e})"
+        );
+        if offset <= 0.01 {
+            let gain = 0.5 * gr[0].abs() * offset;
+            assert!(
+                err <= 0.1 * gain,
+                "offset {offset}: {va} vs {vr}, gain {gain:e} (gap {gap:e})"
+            );
+        }
+        assert!(
+            (ga[0] - gr[0]).abs() <= 0.01 * gr[0].abs(),
+            "offset {offset}: {} vs {}",
+            ga[0],
+            gr[0]
+        );
+        gaps.push(gap);
+    }
+    assert_eq!(
+        gaps[0].to_bits(),
+        1e-7_f64.to_bits(),
+        "far from λ*: {gaps:?}"
+    );
+    assert!(gaps[7] <= 1e-9, "next to λ*: {gaps:?}");
+    assert!(gaps.windows(2).all(|w| w[1] <= w[0]), "{gaps:?}");
+}
+
+#[test]
+fn an_inner_solve_looser_than_its_gradient_asks_is_solved_again() {
+    // From a point far from λ* (the next prediction: the loosest gap) straight to one next
+    // to it: the gradient's ratio asks for a far tighter gap, and the point is solved again.
+    let mut tight = scalar_objective(false);
+    let x_star = scalar_optimum(&mut tight);
+    let mut adaptive = adaptive_inner_objective();
+    adaptive
+        .value_and_grad(Array1::from_elem(1, x_star + 2.0).view())
+        .unwrap();
+    assert_eq!(adaptive.stats.n_inner_refinements, 0);
+    let x = Array1::from_elem(1, x_star + 1e-4);
+    let (vr, gr) = tight.value_and_grad(x.view()).unwrap();
+    let value = adaptive.value(x.view()).unwrap();
+    assert_eq!(adaptive.inner_tol().unwrap().to_bits(), 1e-7_f64.to_bits());
+    let (va, ga) = adaptive.value_and_grad(x.view()).unwrap();
+    assert!(adaptive.stats.n_inner_refinements >= 1);
+    assert!(adaptive.inner_tol().unwrap() <= 1e-9);
+    // The refined value replaces the loose one.
+    assert!((va - vr).abs() <= 1e-10 * vr.abs(), "{va} vs {vr}");
+    assert!((value - vr).abs() > (va - vr).abs(), "{value} {va} {vr}");
+    assert!(
+        (ga[0] - gr[0]).abs() <= 0.01 * gr[0].abs(),
+        "{} vs {}",
+        ga[0],
+        gr[0]
+    );
+}
+
+#[test]
+fn bad_inner_gap_bounds_are_errors() {
+    let mut obj = scalar_objective(true);
+    // Below the solver's own 1e-10, at 1 or NaN.
+    for v in [1e-12, 1.0, f64::NAN] {
+        assert!(
+            matches!(obj.set_inner_tol_max(Some(v)), Err(ho_bilevel::BilevelError::InvalidOption { name, .. }) if name == "inner_tol_max"),
+            "{v}"
+        );
+    }
+    assert!(obj.set_inner_tol_max(None).is_ok());
+    let d = paper_data(5, 100, 0.9, 7);
+    for v in [1e-11, 1e-2, f64::NAN] {
+        let options = TunerOptions {
+            inner_tol_max: v,
+            ..Default::default()
+        };
+        let fitted = GlassoTuner { options }.fit(d.x.view());
+        assert!(
+            matches!(fitted, Err(ho_bilevel::BilevelError::InvalidOption { name, .. }) if name == "inner_tol_max"),
+            "inner_tol_max {v}"
+        );
+    }
+}
+
+#[test]
+fn adaptive_and_fixed_inner_gaps_tune_the_same_lambda() {
+    let d = paper_data(20, 400, 0.9, 11);
+    let tune = |inner_tol_max: f64| {
+        GlassoTuner {
+            options: TunerOptions {
+                inner_tol_max,
+                ..Default::default()
+            },
+        }
+        .fit(d.x.view())
+        .unwrap()
+    };
+    let (fixed, adaptive) = (tune(ho_bilevel::INNER_TOL), tune(1e-7));
+    assert_eq!(fixed.scalar.stats.n_inner_refinements, 0);
+    assert!(
+        (adaptive.lambda / fixed.lambda - 1.0).abs() <= 1e-4,
+        "{} vs {}",
+        adaptive.lambda,
+        fixed.lambda
+    );
+    assert!(
+        (adaptive.scalar_criterion - fixed.scalar_criterion).abs()
+            <= 1e-9 * fixed.scalar_criterion.abs()
+    );
+}
+
 #[test]
 fn adaptive_and_fixed_adjoint_tolerances_tune_the_same_lambda() {
     let d = paper_data(20, 400, 0.9, 11);
