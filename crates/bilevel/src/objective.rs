@@ -12,7 +12,7 @@
 //! from the previous adjoint. The last point is cached: `value(x)` then `value_and_grad(x)`
 //! solves once, and a repeated call costs nothing. Inner solves use a tight tolerance (a
 //! loose one gives a wrong support, hence a wrong gradient; DESIGN.md §2): 1e-10 by default,
-//! [`BilevelObjective::set_inner_tol`] to change it (the tuner's matrix stage uses 1e-7, and
+//! [`BilevelObjective::set_inner_tol`] to change it (the tuner's matrix stage uses 1e-6, and
 //! adjoint solves to a relative residual of 1e-4, [`BilevelObjective::set_adjoint_tol`]).
 //!
 //! Adaptive adjoint tolerance ([`AdaptiveAdjoint`], the tuner's scalar stage). The scalar

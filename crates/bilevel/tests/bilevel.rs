@@ -250,7 +250,7 @@ fn bad_options_and_data_are_errors() {
 #[test]
 fn the_matrix_stage_tolerances_keep_the_hypergradient() {
     // Warm-started evaluations along a path in the dense regime (DualPn), with the tuner's
-    // matrix-stage tolerances (inner gap 1e-7, adjoint residual 1e-4) and with the defaults
+    // matrix-stage tolerances (inner gap 1e-6, adjoint residual 1e-4) and with the defaults
     // (1e-10, 1e-10): same values, and gradients within the adjoint tolerance.
     let s_train = fixture("p20_n200_s3/S_train.csv");
     let s_val = fixture("p20_n200_s3/S_val.csv");
