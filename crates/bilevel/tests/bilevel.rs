@@ -296,13 +296,21 @@ fn the_matrix_stage_tolerances_keep_the_hypergradient() {
     assert!(loose.stats.max_relative_gap <= tol);
 }
 
+/// Whether tuning on small data with `options` fails at once with an invalid `field`.
+fn rejects(options: TunerOptions, field: &str) -> bool {
+    let d = paper_data(5, 100, 0.9, 7);
+    let fitted = GlassoTuner { options }.fit(d.x.view());
+    matches!(fitted, Err(ho_bilevel::BilevelError::InvalidOption { name, .. }) if name == field)
+}
+
+/// Tunes the paper's data recipe at p = 20 (n = 400, seed 11) with `options`.
+fn tuned_small(options: TunerOptions) -> ho_bilevel::Tuned {
+    let d = paper_data(20, 400, 0.9, 11);
+    GlassoTuner { options }.fit(d.x.view()).unwrap()
+}
+
 #[test]
 fn bad_matrix_stage_tolerances_are_errors() {
-    let d = paper_data(5, 100, 0.9, 7);
-    let rejects = |options: TunerOptions, field: &str| {
-        let fitted = GlassoTuner { options }.fit(d.x.view());
-        matches!(fitted, Err(ho_bilevel::BilevelError::InvalidOption { name, .. }) if name == field)
-    };
     let weighted = TunerOptions {
         weighted: true,
         ..Default::default()
@@ -338,6 +346,7 @@ fn bad_matrix_stage_tolerances_are_errors() {
         matrix_max_iter: 2,
         ..weighted
     };
+    let d = paper_data(5, 100, 0.9, 7);
     assert!(GlassoTuner { options: unlimited }.fit(d.x.view()).is_ok());
 }
 
@@ -366,6 +375,14 @@ fn scalar_objective(adaptive: bool) -> BilevelObjective {
         obj.set_adjoint_tol(1e-11);
     }
     obj
+}
+
+/// The scalar gradient `got` within 1 % of the tight `want`, at `offset` from log λ*.
+fn assert_within_a_percent(got: f64, want: f64, offset: f64) {
+    assert!(
+        (got - want).abs() <= 0.01 * want.abs(),
+        "offset {offset}: {got} vs {want}"
+    );
 }
 
 /// log λ* of [`scalar_objective`], by bisection on the sign of the tight gradient.
@@ -407,12 +424,7 @@ fn the_adaptive_adjoint_tolerance_keeps_the_scalar_gradient_within_a_percent() {
         let (va, ga) = adaptive.value_and_grad(x.view()).unwrap();
         // The same value up to the inner tolerance (other warm starts).
         assert!((va - vr).abs() <= 1e-9 * vr.abs(), "{va} vs {vr}");
-        assert!(
-            (ga[0] - gr[0]).abs() <= 0.01 * gr[0].abs(),
-            "offset {offset}: {} vs {}",
-            ga[0],
-            gr[0]
-        );
+        assert_within_a_percent(ga[0], gr[0], offset);
         tols.push(adaptive.adjoint_tol().unwrap());
     }
     assert_eq!(
@@ -440,12 +452,7 @@ fn a_gradient_smaller_than_predicted_is_refined() {
     assert!(adaptive.stats.n_adjoint_refinements >= 1);
     assert_eq!(adaptive.stats.n_hypergrads, 2);
     assert!(adaptive.adjoint_tol().unwrap() < 1e-5);
-    assert!(
-        (ga[0] - gr[0]).abs() <= 0.01 * gr[0].abs(),
-        "{} vs {}",
-        ga[0],
-        gr[0]
-    );
+    assert_within_a_percent(ga[0], gr[0], 1e-4);
 }
 
 #[test]
@@ -492,17 +499,12 @@ fn bad_adaptive_adjoint_bounds_are_errors() {
             "{bad:?}"
         );
     }
-    let d = paper_data(5, 100, 0.9, 7);
     for v in [1e-9, 1.0, f64::NAN] {
         let options = TunerOptions {
             adjoint_tol_max: v,
             ..Default::default()
         };
-        let fitted = GlassoTuner { options }.fit(d.x.view());
-        assert!(
-            matches!(fitted, Err(ho_bilevel::BilevelError::InvalidOption { name, .. }) if name == "adjoint_tol_max"),
-            "adjoint_tol_max {v}"
-        );
+        assert!(rejects(options, "adjoint_tol_max"), "adjoint_tol_max {v}");
     }
 }
 
@@ -542,12 +544,7 @@ fn adaptive_inner_gaps_keep_the_values_and_gradients_of_tight_solves() {
                 "offset {offset}: {va} vs {vr}, gain {gain:e} (gap {gap:e})"
             );
         }
-        assert!(
-            (ga[0] - gr[0]).abs() <= 0.01 * gr[0].abs(),
-            "offset {offset}: {} vs {}",
-            ga[0],
-            gr[0]
-        );
+        assert_within_a_percent(ga[0], gr[0], offset);
         gaps.push(gap);
     }
     assert_eq!(
@@ -580,12 +577,7 @@ fn an_inner_solve_looser_than_its_gradient_asks_is_solved_again() {
     // The refined value replaces the loose one.
     assert!((va - vr).abs() <= 1e-10 * vr.abs(), "{va} vs {vr}");
     assert!((value - vr).abs() > (va - vr).abs(), "{value} {va} {vr}");
-    assert!(
-        (ga[0] - gr[0]).abs() <= 0.01 * gr[0].abs(),
-        "{} vs {}",
-        ga[0],
-        gr[0]
-    );
+    assert_within_a_percent(ga[0], gr[0], 1e-4);
 }
 
 #[test]
@@ -599,32 +591,22 @@ fn bad_inner_gap_bounds_are_errors() {
         );
     }
     assert!(obj.set_inner_tol_max(None).is_ok());
-    let d = paper_data(5, 100, 0.9, 7);
     for v in [1e-11, 1e-2, f64::NAN] {
         let options = TunerOptions {
             inner_tol_max: v,
             ..Default::default()
         };
-        let fitted = GlassoTuner { options }.fit(d.x.view());
-        assert!(
-            matches!(fitted, Err(ho_bilevel::BilevelError::InvalidOption { name, .. }) if name == "inner_tol_max"),
-            "inner_tol_max {v}"
-        );
+        assert!(rejects(options, "inner_tol_max"), "inner_tol_max {v}");
     }
 }
 
 #[test]
 fn adaptive_and_fixed_inner_gaps_tune_the_same_lambda() {
-    let d = paper_data(20, 400, 0.9, 11);
     let tune = |inner_tol_max: f64| {
-        GlassoTuner {
-            options: TunerOptions {
-                inner_tol_max,
-                ..Default::default()
-            },
-        }
-        .fit(d.x.view())
-        .unwrap()
+        tuned_small(TunerOptions {
+            inner_tol_max,
+            ..Default::default()
+        })
     };
     let (fixed, adaptive) = (tune(ho_bilevel::INNER_TOL), tune(1e-7));
     assert_eq!(fixed.scalar.stats.n_inner_refinements, 0);
@@ -642,16 +624,11 @@ fn adaptive_and_fixed_inner_gaps_tune_the_same_lambda() {
 
 #[test]
 fn adaptive_and_fixed_adjoint_tolerances_tune_the_same_lambda() {
-    let d = paper_data(20, 400, 0.9, 11);
     let tune = |adjoint_tol_max: f64| {
-        GlassoTuner {
-            options: TunerOptions {
-                adjoint_tol_max,
-                ..Default::default()
-            },
-        }
-        .fit(d.x.view())
-        .unwrap()
+        tuned_small(TunerOptions {
+            adjoint_tol_max,
+            ..Default::default()
+        })
     };
     let (fixed, adaptive) = (tune(1e-8), tune(1e-4));
     assert_eq!(fixed.scalar.stats.n_adjoint_refinements, 0);
