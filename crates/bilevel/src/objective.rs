@@ -561,7 +561,8 @@ impl BilevelObjective {
             // First the inner gap against what this ratio asks, then the adjoint's estimated
             // error t·A against the allowed multiple of fraction·|g|.
             if let Some((_, loosest)) = self.adaptive_inner() {
-                let (gap, tightest) = (self.last_inner_tol(), self.solver.options.tol);
+                let tightest = self.solver.options.tol;
+                let gap = self.inner_tol().unwrap_or(tightest);
                 let asked = a.inner_tol_for(Some(ratio), tightest, loosest);
                 if gap > tightest && !(gap <= AdaptiveAdjoint::SLACK * asked) {
                     let tol = asked.min(0.1 * gap).max(tightest);
@@ -587,13 +588,6 @@ impl BilevelObjective {
     /// first solve).
     pub fn inner_tol(&self) -> Option<f64> {
         self.last.as_ref().map(|e| e.inner_tol)
-    }
-
-    /// The relative gap the last point's inner solves aimed at.
-    fn last_inner_tol(&self) -> f64 {
-        self.last
-            .as_ref()
-            .map_or(self.solver.options.tol, |e| e.inner_tol)
     }
 
     /// One hypergradient per fold at the last solved point (adjoint tolerance `tol` when

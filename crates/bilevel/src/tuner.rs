@@ -197,7 +197,7 @@ pub struct TunerOptions {
     pub adjoint_tol_max: f64,
     /// Largest relative duality gap of the scalar stage's inner solves, when its adjoint
     /// tolerance adapts (`adjoint_tol_max > adjoint_tol`): each solve aims at
-    /// `clamp(0.01·r, 1e-10, inner_tol_max)`, r the predicted `|g|/A`, and is solved again
+    /// `clamp(0.01·r², 1e-10, inner_tol_max)`, r the predicted `|g|/A`, and is solved again
     /// tighter when the gradient's own ratio asks for it (module docs of
     /// [`crate::objective`]). Equal to [`crate::INNER_TOL`] (1e-10): every solve at 1e-10.
     pub inner_tol_max: f64,

@@ -247,13 +247,13 @@ fn warm_block_start(
 /// close.
 const WARM_INVERSE_TOL: f64 = 1e-8;
 
-/// Whether `covariance` is `precision⁻¹` on the diagonal of their product (p dot products;
-/// the off-diagonal is not checked: a warm start only has to be close, and the solvers
-/// certify what they return). False for non-finite entries.
+/// Whether `covariance` is `precision⁻¹` on the diagonal of their product (p dot products of
+/// rows, the precision being symmetric; the off-diagonal is not checked: a warm start only
+/// has to be close, and the solvers certify what they return). False for non-finite entries.
 fn is_inverse_pair(precision: ArrayView2<'_, f64>, covariance: ArrayView2<'_, f64>) -> bool {
     precision.dim() == covariance.dim()
         && (0..precision.nrows()).all(|i| {
-            let d = covariance.row(i).dot(&precision.column(i));
+            let d = covariance.row(i).dot(&precision.row(i));
             (d - 1.0).abs() <= WARM_INVERSE_TOL
         })
 }
