@@ -1,6 +1,8 @@
 //! `glasso/<solver>`: inner solves on the paper's data recipe (Θ_true =
 //! make_sparse_spd_matrix(p, 0.9) + 0.1 I, n = 20p, S = empirical covariance), to relative gap
-//! 1e-8, at λ ∈ {0.5, 0.1, 0.05, 0.01}·λ_max and for a random symmetric Λ.
+//! 1e-8, at λ ∈ {0.5, 0.1, 0.05, 0.01}·λ_max and for a random symmetric Λ, and for `auto` and
+//! `dual-pn` also at 0.001·λ_max (cold, where `auto` hands large blocks to DualPn when its
+//! soft-thresholded start is positive definite; Bcd and ObnCg take minutes there at p = 1000).
 //!
 //! `HO_BENCH_P=100,200 cargo bench -p ho-benches --bench glasso` restricts the sizes (default
 //! 50,100,200,500,1000; the p = 1000 points take minutes). `HO_BENCH_SOLVERS=auto,obn-cg`
@@ -40,8 +42,14 @@ fn glasso(c: &mut Criterion) {
             let data = paper_data(p, 20 * p, 0.9, 42);
             let s = empirical_covariance(data.x.view(), false).unwrap();
             let lmax = lambda_max(s.view());
+            let small: &[f64] = if name == "auto" || name == "dual-pn" {
+                &[0.001]
+            } else {
+                &[]
+            };
             let mut cases: Vec<(String, Penalty)> = [0.5, 0.1, 0.05, 0.01]
                 .iter()
+                .chain(small)
                 .map(|r| (format!("{r}"), Penalty::scalar(r * lmax)))
                 .collect();
             cases.push((
