@@ -160,7 +160,14 @@ fn soft_start_is_positive_definite(emp_cov: ArrayView2<'_, f64>, lam: ArrayView2
         if i == j {
             s + l
         } else {
-            s - s.clamp(-l, l)
+            // s − clip(s, −l, l), without `clamp`'s panic on a NaN or negative l (this
+            // function is reachable from the public `prefers_dual_pn`).
+            let shrunk = s.abs() - l;
+            if shrunk > 0.0 {
+                shrunk.copysign(s)
+            } else {
+                0.0
+            }
         }
     });
     Cholesky::factor_inplace(soft).is_ok()
@@ -285,6 +292,9 @@ mod tests {
         s.diag_mut().fill(700.0);
         assert!(soft_start_is_positive_definite(s.view(), lam.view()));
         assert!(auto.prefers_dual_pn(s.view(), lam.view(), cold.view()));
+        // A NaN penalty (rejected earlier by problem validation) gives false, not a panic.
+        let nan = Array2::from_elem((700, 700), f64::NAN);
+        assert!(!soft_start_is_positive_definite(s.view(), nan.view()));
         // The candidate fraction still comes first.
         let (mut sparse, lam, cold) = block(700, 0.3, false);
         sparse.diag_mut().fill(700.0);

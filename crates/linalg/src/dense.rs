@@ -39,7 +39,8 @@ impl Cholesky {
     ///
     /// # Errors
     /// [`LinalgError::NotSquare`], or [`LinalgError::NotPositiveDefinite`] with the first
-    /// non-positive pivot.
+    /// non-positive pivot (or the first NaN or infinite one: OpenBLAS's `potrf` lets NaNs
+    /// through).
     pub fn factor(a: ArrayView2<'_, f64>) -> Result<Self, LinalgError> {
         check_square(a)?;
         let mut buf = Array2::zeros(a.raw_dim());
@@ -63,6 +64,11 @@ impl Cholesky {
         let (l, uplo) = layout(n);
         let slice = a.as_slice_mut().expect("standard layout");
         f64::cholesky(l, uplo, slice).map_err(LinalgError::from_cholesky)?;
+        // potrf's pivot test (`ajj <= 0`) lets NaNs through: a NaN or infinite entry would
+        // otherwise "factor" into a NaN factor.
+        if let Some(pivot) = (0..n).position(|i| !a[[i, i]].is_finite()) {
+            return Err(LinalgError::NotPositiveDefinite { pivot });
+        }
         Ok(Self { factor: a })
     }
 
@@ -347,6 +353,14 @@ mod tests {
             Cholesky::factor(b.view()),
             Err(LinalgError::NotPositiveDefinite { pivot: 0 })
         ));
+        // NaN and infinite entries are refused, not factored into NaNs.
+        let c = array![[4.0, 1.0, 0.0], [1.0, f64::NAN, 0.0], [0.0, 0.0, 1.0]];
+        assert!(matches!(
+            Cholesky::factor(c.view()),
+            Err(LinalgError::NotPositiveDefinite { pivot: 1 })
+        ));
+        let d = array![[f64::INFINITY, 0.0], [0.0, 1.0]];
+        assert!(Cholesky::factor(d.view()).is_err());
     }
 
     #[test]
