@@ -58,7 +58,7 @@ use crate::problem::{kkt_residual, relative_gap};
 use crate::{
     Bcd, BlockOutcome, BlockSolver, BlockStart, DualPn, GlassoError, GlassoOptions, NewtonCd, ObnCg,
 };
-use ho_linalg::Cholesky;
+use ho_linalg::{soft_threshold_matrix, Cholesky};
 use ndarray::{Array2, ArrayView2};
 
 /// The default solver: NewtonCd on sparse blocks, DualPn or Bcd (ObnCg as a fallback) on dense ones.
@@ -155,21 +155,13 @@ impl Auto {
 /// definite: DualPn then starts with its pairs at their bounds, not pulled into the interior
 /// (module docs).
 fn soft_start_is_positive_definite(emp_cov: ArrayView2<'_, f64>, lam: ArrayView2<'_, f64>) -> bool {
-    let soft = Array2::from_shape_fn(emp_cov.dim(), |(i, j)| {
-        let (s, l) = (emp_cov[[i, j]], lam[[i, j]]);
-        if i == j {
-            s + l
-        } else {
-            // s − clip(s, −l, l), without `clamp`'s panic on a NaN or negative l (this
-            // function is reachable from the public `prefers_dual_pn`).
-            let shrunk = s.abs() - l;
-            if shrunk > 0.0 {
-                shrunk.copysign(s)
-            } else {
-                0.0
-            }
-        }
-    });
+    // No panic on bad penalties (`prefers_dual_pn` is public): a NaN one puts a NaN on the
+    // diagonal, which the factorization refuses.
+    let mut soft = Array2::zeros(emp_cov.dim());
+    soft_threshold_matrix(emp_cov, lam, soft.view_mut());
+    for i in 0..soft.nrows() {
+        soft[[i, i]] = emp_cov[[i, i]] + lam[[i, i]];
+    }
     Cholesky::factor_inplace(soft).is_ok()
 }
 
