@@ -156,6 +156,7 @@
 use crate::fit::Certificate;
 use crate::obn_cg::ObnCg;
 use crate::problem::kkt_residual;
+use crate::rows;
 use crate::{Bcd, BlockOutcome, BlockSolver, BlockStart, GlassoError, GlassoOptions};
 use ho_linalg::{
     pcg, refine, sandwich, CgOptions, Cholesky, JacobiPreconditioner, LinearOperator, PairSandwich,
@@ -302,6 +303,15 @@ fn dual_point_if(
     accept: impl Fn(f64) -> bool,
 ) -> Option<DualIterate> {
     let w = &s + &u;
+    dual_point_of(u, w, accept)
+}
+
+/// [`dual_point_if`] with `w = S + U` already formed.
+fn dual_point_of(
+    u: Array2<f64>,
+    w: Array2<f64>,
+    accept: impl Fn(f64) -> bool,
+) -> Option<DualIterate> {
     let chol = Cholesky::factor_inplace(w).ok()?;
     let h = -chol.logdet();
     if !accept(h) {
@@ -434,11 +444,15 @@ fn recovered_primal(it: &DualIterate, free: &[(usize, usize)]) -> Array2<f64> {
 
 /// `Σ_kl (Λ_kl |Θ_kl| − U_kl Θ_kl)`: the duality gap between Θ = (S + U)⁻¹ and U.
 fn dual_gap(it: &DualIterate, lam: ArrayView2<'_, f64>) -> f64 {
-    let mut g = 0.0;
-    ndarray::Zip::from(&it.theta)
-        .and(&it.u)
-        .and(lam)
-        .for_each(|&t, &u, &l| g += l * t.abs() - u * t);
+    let g = rows::sum_rows(lam.nrows(), |i| {
+        it.theta
+            .row(i)
+            .iter()
+            .zip(it.u.row(i))
+            .zip(lam.row(i))
+            .map(|((&t, &u), &l)| l * t.abs() - u * t)
+            .sum::<f64>()
+    });
     g.max(0.0)
 }
 
@@ -452,19 +466,19 @@ fn relative_dual_gap(it: &DualIterate, lam: ArrayView2<'_, f64>) -> f64 {
 /// points out of the box (`U_kl = Λ_kl, Θ_kl > 0` or `U_kl = −Λ_kl, Θ_kl < 0`).
 fn free_pairs(it: &DualIterate, lam: ArrayView2<'_, f64>, free: &mut Vec<(usize, usize)>) {
     let p = lam.nrows();
-    free.clear();
-    for i in 0..p {
+    *free = rows::collect_rows(p, |i, out| {
+        let (t, u, l) = (it.theta.row(i), it.u.row(i), lam.row(i));
         for j in i + 1..p {
-            let l = lam[[i, j]];
+            let l = l[j];
             if l > 0.0 {
-                let (t, v) = (it.theta[[i, j]], it.u[[i, j]]);
+                let (t, v) = (t[j], u[j]);
                 let active = (v >= l && t > 0.0) || (v <= -l && t < 0.0);
                 if !active {
-                    free.push((i, j));
+                    out.push((i, j));
                 }
             }
         }
-    }
+    });
 }
 
 /// `d ↦ (Θ_R D Θ_R)_Z` on the free pairs (local node indices), D symmetric with `d` on Z.
@@ -602,7 +616,14 @@ impl LinearOperator for FreeHessian<'_> {
 /// `A[nodes, nodes]` in standard layout.
 fn restrict(a: ArrayView2<'_, f64>, nodes: &[usize]) -> Array2<f64> {
     let m = nodes.len();
-    Array2::from_shape_fn((m, m), |(i, j)| a[[nodes[i], nodes[j]]])
+    let mut out = Array2::zeros((m, m));
+    rows::for_each_row(&mut out, |i, row| {
+        let src = a.row(nodes[i]);
+        for (v, &k) in row.iter_mut().zip(nodes) {
+            *v = src[k];
+        }
+    });
+    out
 }
 
 /// A linear system `(Θ D Θ)_P = c` on a set P of pairs k < l (D symmetric, supported on P):
@@ -1076,6 +1097,9 @@ impl DualPn {
         let mut n_iter = 0;
         let single_ok = Cell::new(self.mixed_precision);
         let mut stars = StarCache::default();
+        // Λ with its lower triangle mirrored from the upper one (the direction and the line
+        // search write whole rows; Λ is symmetric only up to rounding, 1e-10 relative).
+        let lam_sym = rows::mirrored_upper(lam);
         trace.push(it.h);
         loop {
             free_pairs(&it, lam, &mut free);
@@ -1106,20 +1130,20 @@ impl DualPn {
                     break;
                 }
             }
-            // Direction: bounds on the active pairs, Newton on the free ones.
+            // Direction: bounds on the active pairs, Newton on the free ones (whole rows from
+            // the exactly symmetric Θ, U and mirrored Λ: a symmetric direction).
             let th = &it.theta;
-            for i in 0..p {
-                for j in i + 1..p {
-                    let l = lam[[i, j]];
-                    let d = if l > 0.0 {
-                        l * th[[i, j]].signum() - it.u[[i, j]]
+            rows::for_each_row(&mut dir, |i, row| {
+                let (t, u, l) = (th.row(i), it.u.row(i), lam_sym.row(i));
+                for (j, d) in row.iter_mut().enumerate() {
+                    let l = l[j];
+                    *d = if l > 0.0 && j != i {
+                        l * t[j].signum() - u[j]
                     } else {
                         0.0
                     };
-                    dir[[i, j]] = d;
-                    dir[[j, i]] = d;
                 }
-            }
+            });
             // Inexact Newton with forcing term ∝ the gap (∝ ‖Θ_Z‖): quadratic convergence. The
             // next gap is about rel·(rel + η); at a loose tolerance, once rel² alone is below
             // the aim, η only has to bring rel·η there: a tighter solve would be wasted (−10 %
@@ -1142,7 +1166,7 @@ impl DualPn {
                 dir[[j, i]] = d;
             }
             n_iter += 1;
-            match line_search(&it, dir.view(), s, lam, rel, GAP_TRIALS) {
+            match line_search(&it, dir.view(), s, lam_sym.view(), rel, GAP_TRIALS) {
                 Some(next) => {
                     it = next;
                     trace.push(it.h);
@@ -1185,23 +1209,32 @@ fn line_search(
 ) -> Option<DualIterate> {
     let p = s.nrows();
     let allowance = 16.0 * f64::EPSILON * it.h.abs().max(1.0);
-    // The point at α if it passes the sufficient-decrease test.
+    // The point at α if it passes the sufficient-decrease test: U(α) and S + U(α) by whole
+    // rows (`dir` and Λ symmetric, so U(α) is), and the first-order change
+    // `lin = ⟨Θ, U(α) − U⟩` over the off-diagonal entries (the diagonal does not move).
     let trial = |alpha: f64| -> Option<DualIterate> {
-        let mut u = it.u.clone();
-        let mut lin = 0.0;
-        for i in 0..p {
-            for j in i + 1..p {
-                let d = dir[[i, j]];
-                if d != 0.0 {
-                    let l = lam[[i, j]];
-                    let v = (it.u[[i, j]] + alpha * d).clamp(-l, l);
-                    lin += 2.0 * it.theta[[i, j]] * (v - it.u[[i, j]]);
-                    u[[i, j]] = v;
-                    u[[j, i]] = v;
-                }
+        let mut u = Array2::zeros((p, p));
+        let mut w = Array2::zeros((p, p));
+        let lin = rows::for_each_row_pair_sum(&mut u, &mut w, |i, ur, wr| {
+            let mut lin = 0.0;
+            let rows = it.u.row(i).into_iter().zip(dir.row(i)).zip(lam.row(i));
+            let rest = it.theta.row(i).into_iter().zip(s.row(i));
+            for ((((&u0, &d), &l), (&t, &sv)), (uv, wv)) in
+                rows.zip(rest).zip(ur.iter_mut().zip(wr.iter_mut()))
+            {
+                let v = if d != 0.0 {
+                    let v = (u0 + alpha * d).clamp(-l, l);
+                    lin += t * (v - u0);
+                    v
+                } else {
+                    u0
+                };
+                *uv = v;
+                *wv = sv + v;
             }
-        }
-        dual_point_if(s, u, |h| h <= it.h - SIGMA * lin.max(0.0) + allowance)
+            lin
+        });
+        dual_point_of(u, w, |h| h <= it.h - SIGMA * lin.max(0.0) + allowance)
     };
     let mut alpha = 1.0;
     for _ in 0..MAX_HALVINGS {

@@ -10,6 +10,7 @@ pub mod newton_cd;
 pub mod obn_cg;
 pub mod path;
 pub mod problem;
+mod rows;
 pub mod screening;
 #[cfg(test)]
 mod test_support;
