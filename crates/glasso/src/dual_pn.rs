@@ -348,30 +348,38 @@ fn dual_start(
     let mut u0 = Array2::<f64>::zeros((p, p));
     let mut diag = Array2::<f64>::zeros((p, p));
     let mut soft = Array2::<f64>::zeros((p, p));
-    let mut scale = 1.0_f64;
-    for i in 0..p {
-        u0[[i, i]] = lam[[i, i]];
-        diag[[i, i]] = lam[[i, i]];
-        soft[[i, i]] = lam[[i, i]];
+    // The upper triangles by rows in parallel, then mirrored (the inputs are read on the upper
+    // triangle only, as they are symmetric only up to rounding).
+    let scale = 1.0_f64.min(rows::min_rows(p, |i| {
+        let mut scale = 1.0_f64;
         for j in i + 1..p {
-            let l = lam[[i, j]];
-            let old = w0[[i, j]] - s[[i, j]];
+            let (l, old) = (lam[[i, j]], w0[[i, j]] - s[[i, j]]);
             if old.abs() > l {
                 scale = scale.min(l / old.abs());
             }
+        }
+        scale
+    }));
+    rows::for_each_row_pair_sum(&mut u0, &mut soft, |i, ur, sr| {
+        ur[i] = lam[[i, i]];
+        sr[i] = lam[[i, i]];
+        for j in i + 1..p {
+            let l = lam[[i, j]];
             // On the support of Θ₀ the bound on the side of its sign (the warm start's
             // active set, also when Λ changed); elsewhere clip(W₀ − S).
-            let v = if theta0[[i, j]] != 0.0 {
+            ur[j] = if theta0[[i, j]] != 0.0 {
                 l * theta0[[i, j]].signum()
             } else {
-                old.clamp(-l, l)
+                (w0[[i, j]] - s[[i, j]]).clamp(-l, l)
             };
-            u0[[i, j]] = v;
-            u0[[j, i]] = v;
-            let c = -s[[i, j]].clamp(-l, l);
-            soft[[i, j]] = c;
-            soft[[j, i]] = c;
+            sr[j] = -s[[i, j]].clamp(-l, l);
         }
+        0.0
+    });
+    rows::mirror_upper(&mut u0);
+    rows::mirror_upper(&mut soft);
+    for i in 0..p {
+        diag[[i, i]] = lam[[i, i]];
     }
     if let Some(it) = dual_point(s, u0.clone()) {
         return Ok((it, StartKind::Bounds));
@@ -983,20 +991,29 @@ impl DualPn {
     ) -> Result<Option<DualIterate>, GlassoError> {
         let p = s.nrows();
         let mut du = Array2::<f64>::zeros((p, p));
-        let mut zeros = Vec::new();
-        let mut moved = false;
-        for i in 0..p {
+        // ΔU's upper triangle by rows in parallel (the count of its nonzeros returned), then
+        // mirrored; the zero pairs in order.
+        let moved = rows::sum_rows_mut(&mut du, |i, row| {
+            let mut moved = 0.0;
             for j in i + 1..p {
                 if theta0[[i, j]] != 0.0 {
                     let d = plain.u[[i, j]] - (w0[[i, j]] - s[[i, j]]);
-                    du[[i, j]] = d;
-                    du[[j, i]] = d;
-                    moved |= d != 0.0;
-                } else if lam[[i, j]] > 0.0 {
-                    zeros.push((i, j));
+                    row[j] = d;
+                    if d != 0.0 {
+                        moved += 1.0;
+                    }
                 }
             }
-        }
+            moved
+        }) > 0.0;
+        rows::mirror_upper(&mut du);
+        let zeros = rows::collect_rows(p, |i, out| {
+            for j in i + 1..p {
+                if theta0[[i, j]] == 0.0 && lam[[i, j]] > 0.0 {
+                    out.push((i, j));
+                }
+            }
+        });
         if !moved || zeros.is_empty() {
             return Ok(None);
         }

@@ -63,6 +63,29 @@ pub(crate) fn for_each_row_pair_sum(
     parts.iter().sum()
 }
 
+/// Like [`for_each_row`], returning `Σ_i f(i, row_i)` summed in a fixed order.
+pub(crate) fn sum_rows_mut(
+    out: &mut Array2<f64>,
+    f: impl Fn(usize, &mut [f64]) -> f64 + Sync,
+) -> f64 {
+    let p = out.ncols();
+    if p == 0 {
+        return 0.0;
+    }
+    let data = out.as_slice_mut().expect("standard layout");
+    let parts: Vec<f64> = data
+        .par_chunks_mut(ROWS * p)
+        .enumerate()
+        .map(|(c, rows)| {
+            rows.chunks_exact_mut(p)
+                .enumerate()
+                .map(|(r, row)| f(c * ROWS + r, row))
+                .sum::<f64>()
+        })
+        .collect();
+    parts.iter().sum()
+}
+
 /// `Σ_i f(i)` over `0..n`, in parallel, summed in a fixed order.
 pub(crate) fn sum_rows(n: usize, f: impl Fn(usize) -> f64 + Sync) -> f64 {
     let parts: Vec<f64> = (0..n.div_ceil(ROWS))
@@ -104,6 +127,18 @@ pub(crate) fn max_rows(n: usize, f: impl Fn(usize) -> f64 + Sync) -> f64 {
         .reduce(|| 0.0, f64::max)
 }
 
+/// `min_i f(i)` over `0..n` (+∞ when n = 0), in parallel.
+pub(crate) fn min_rows(n: usize, f: impl Fn(usize) -> f64 + Sync) -> f64 {
+    (0..n.div_ceil(ROWS))
+        .into_par_iter()
+        .map(|c| {
+            (c * ROWS..((c + 1) * ROWS).min(n))
+                .map(&f)
+                .fold(f64::INFINITY, f64::min)
+        })
+        .reduce(|| f64::INFINITY, f64::min)
+}
+
 /// `a` with its lower triangle replaced by the mirror of its upper one (exactly symmetric;
 /// the solvers read the upper triangle of inputs that are symmetric only up to rounding).
 pub(crate) fn mirrored_upper(a: ArrayView2<'_, f64>) -> Array2<f64> {
@@ -114,6 +149,24 @@ pub(crate) fn mirrored_upper(a: ArrayView2<'_, f64>) -> Array2<f64> {
         }
     });
     out
+}
+
+/// Copies the strict upper triangle of the square standard-layout `a` onto its lower one, by
+/// tiles (both the reads and the writes stay within a few cache lines per row of a tile).
+pub(crate) fn mirror_upper(a: &mut Array2<f64>) {
+    const TILE: usize = 32;
+    let p = a.nrows();
+    assert_eq!(a.ncols(), p, "a square matrix");
+    let d = a.as_slice_mut().expect("standard layout");
+    for bi in (0..p).step_by(TILE) {
+        for bj in (bi..p).step_by(TILE) {
+            for i in bi..(bi + TILE).min(p) {
+                for j in bj.max(i + 1)..(bj + TILE).min(p) {
+                    d[j * p + i] = d[i * p + j];
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -156,7 +209,15 @@ mod tests {
             let m = max_rows(n, |i| (i as f64 - 7.0).abs());
             let want = (0..n).map(|i| (i as f64 - 7.0).abs()).fold(0.0, f64::max);
             assert_eq!(m.to_bits(), want.to_bits());
+            let m = min_rows(n, |i| (i as f64 - 7.0).abs());
+            let want = (0..n)
+                .map(|i| (i as f64 - 7.0).abs())
+                .fold(f64::INFINITY, f64::min);
+            assert_eq!(m.to_bits(), want.to_bits());
             let asym = Array2::from_shape_fn((n, n), |(i, j)| (3 * i + j) as f64);
+            let mut mirrored = asym.clone();
+            mirror_upper(&mut mirrored);
+            assert_eq!(mirrored, mirrored_upper(asym.view()));
             let sym = mirrored_upper(asym.view());
             for i in 0..n {
                 for j in 0..n {
