@@ -6,13 +6,29 @@
 //! the thread count: results do not depend on it. Every pass writes whole rows (both
 //! triangles of a symmetric result from symmetric inputs) instead of mirroring the upper
 //! triangle, whose column-strided writes dominated the serial loops: one line-search trial at
-//! p = 1000 took 13.3 ms mirrored and serial, 2.2 ms by rows on two threads.
+//! p = 1000 took 13.3 ms mirrored and serial, 2.2 ms by rows on two threads. Below
+//! [`PARALLEL_ROWS`] rows the same chunks run on the calling thread.
 
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
 /// Rows per task.
 const ROWS: usize = 16;
+
+/// Matrices with fewer rows are passed over on the calling thread (the same chunks, so the
+/// same sums): at p = 100 a pass takes microseconds, less than waking the pool (matrix tuning
+/// at p = 100 took 499 ms instead of 435 with every pass parallel).
+const PARALLEL_ROWS: usize = 256;
+
+/// The smallest number of chunks per task for a matrix of `n` rows: no split below
+/// [`PARALLEL_ROWS`] (rayon then runs the whole pass on the calling thread).
+fn min_len(n: usize) -> usize {
+    if n >= PARALLEL_ROWS {
+        1
+    } else {
+        usize::MAX
+    }
+}
 
 /// Calls `f(i, row_i)` for every row of the standard-layout `out`, in parallel.
 pub(crate) fn for_each_row(out: &mut Array2<f64>, f: impl Fn(usize, &mut [f64]) + Sync) {
@@ -25,6 +41,7 @@ pub(crate) fn for_each_row(out: &mut Array2<f64>, f: impl Fn(usize, &mut [f64]) 
         .expect("rows are written into a standard-layout array");
     data.par_chunks_mut(ROWS * p)
         .enumerate()
+        .with_min_len(min_len(p))
         .for_each(|(c, rows)| {
             for (r, row) in rows.chunks_exact_mut(p).enumerate() {
                 f(c * ROWS + r, row);
@@ -52,6 +69,7 @@ pub(crate) fn for_each_row_pair_sum(
         .par_chunks_mut(ROWS * p)
         .zip(db.par_chunks_mut(ROWS * p))
         .enumerate()
+        .with_min_len(min_len(p))
         .map(|(c, (ra, rb))| {
             ra.chunks_exact_mut(p)
                 .zip(rb.chunks_exact_mut(p))
@@ -76,6 +94,7 @@ pub(crate) fn sum_rows_mut(
     let parts: Vec<f64> = data
         .par_chunks_mut(ROWS * p)
         .enumerate()
+        .with_min_len(min_len(p))
         .map(|(c, rows)| {
             rows.chunks_exact_mut(p)
                 .enumerate()
@@ -90,6 +109,7 @@ pub(crate) fn sum_rows_mut(
 pub(crate) fn sum_rows(n: usize, f: impl Fn(usize) -> f64 + Sync) -> f64 {
     let parts: Vec<f64> = (0..n.div_ceil(ROWS))
         .into_par_iter()
+        .with_min_len(min_len(n))
         .map(|c| (c * ROWS..((c + 1) * ROWS).min(n)).map(&f).sum::<f64>())
         .collect();
     parts.iter().sum()
@@ -99,6 +119,7 @@ pub(crate) fn sum_rows(n: usize, f: impl Fn(usize) -> f64 + Sync) -> f64 {
 pub(crate) fn collect_rows<T: Send>(n: usize, f: impl Fn(usize, &mut Vec<T>) + Sync) -> Vec<T> {
     let parts: Vec<Vec<T>> = (0..n.div_ceil(ROWS))
         .into_par_iter()
+        .with_min_len(min_len(n))
         .map(|c| {
             let mut v = Vec::new();
             for i in c * ROWS..((c + 1) * ROWS).min(n) {
@@ -119,6 +140,7 @@ pub(crate) fn collect_rows<T: Send>(n: usize, f: impl Fn(usize, &mut Vec<T>) + S
 pub(crate) fn max_rows(n: usize, f: impl Fn(usize) -> f64 + Sync) -> f64 {
     (0..n.div_ceil(ROWS))
         .into_par_iter()
+        .with_min_len(min_len(n))
         .map(|c| {
             (c * ROWS..((c + 1) * ROWS).min(n))
                 .map(&f)
@@ -131,6 +153,7 @@ pub(crate) fn max_rows(n: usize, f: impl Fn(usize) -> f64 + Sync) -> f64 {
 pub(crate) fn min_rows(n: usize, f: impl Fn(usize) -> f64 + Sync) -> f64 {
     (0..n.div_ceil(ROWS))
         .into_par_iter()
+        .with_min_len(min_len(n))
         .map(|c| {
             (c * ROWS..((c + 1) * ROWS).min(n))
                 .map(&f)
@@ -175,7 +198,8 @@ mod tests {
 
     #[test]
     fn row_passes_match_serial_loops_and_do_not_depend_on_threads() {
-        for n in [0, 1, 15, 16, 17, 50] {
+        // Both sides of PARALLEL_ROWS.
+        for n in [0, 1, 15, 16, 17, 50, 300] {
             let mut a = Array2::<f64>::zeros((n, n));
             let mut b = Array2::<f64>::zeros((n, n));
             for_each_row(&mut a, |i, row| {

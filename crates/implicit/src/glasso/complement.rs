@@ -317,9 +317,12 @@ fn sparse_rows_times(
     use rayon::prelude::*;
     let p = a.nrows();
     let data = out.as_slice_mut().expect("standard layout");
-    // Rows on the rayon pool (each row is its own sum: the result does not depend on it).
+    // Rows on the rayon pool from p = 256 (each row is its own sum: the result does not depend
+    // on it; below, waking the pool costs more than the rows).
+    let min_len = if p >= 256 { 1 } else { usize::MAX };
     data.par_chunks_mut(p.max(1))
         .enumerate()
+        .with_min_len(min_len)
         .for_each(|(i, row)| {
             row.fill(0.0);
             let mut row = ndarray::ArrayViewMut1::from(row);
