@@ -1017,10 +1017,20 @@ impl DualPn {
         if !moved || zeros.is_empty() {
             return Ok(None);
         }
-        let mut t = Array2::<f64>::zeros((p, p));
-        let mut y = Array2::<f64>::zeros((p, p));
-        sandwich(theta0, du.view(), t.view_mut(), y.view_mut());
-        let rhs: Array1<f64> = zeros.iter().map(|&(i, j)| -y[[i, j]]).collect();
+        // The right-hand side of a system solved to the forcing term 0.1: in single precision
+        // with mixed precision on (at p = 1000 two BLAS products of 20 ms instead of 39).
+        let rhs: Array1<f64> = if self.mixed_precision {
+            let (th32, du32) = (theta0.mapv(|v| v as f32), du.mapv(|v| v as f32));
+            let mut t = Array2::<f32>::zeros((p, p));
+            let mut y = Array2::<f32>::zeros((p, p));
+            sandwich(th32.view(), du32.view(), t.view_mut(), y.view_mut());
+            zeros.iter().map(|&(i, j)| -f64::from(y[[i, j]])).collect()
+        } else {
+            let mut t = Array2::<f64>::zeros((p, p));
+            let mut y = Array2::<f64>::zeros((p, p));
+            sandwich(theta0, du.view(), t.view_mut(), y.view_mut());
+            zeros.iter().map(|&(i, j)| -y[[i, j]]).collect()
+        };
         let system = self.pair_system();
         let single_ok = Cell::new(self.mixed_precision);
         let d = system.solve(theta0, &zeros, rhs, TANGENT_FORCING, &single_ok, None)?;
