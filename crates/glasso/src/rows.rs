@@ -135,31 +135,25 @@ pub(crate) fn collect_rows<T: Send>(n: usize, f: impl Fn(usize, &mut Vec<T>) + S
     out
 }
 
-/// `max_i f(i)` over `0..n` (0 when n = 0; NaN is skipped like `f64::max` does), in
-/// parallel.
-pub(crate) fn max_rows(n: usize, f: impl Fn(usize) -> f64 + Sync) -> f64 {
+/// `f(0) ∘ f(1) ∘ …` over `0..n` for an associative, commutative `op` with identity `id`
+/// (`f64::max`, `f64::min`: the result does not depend on the grouping), in parallel.
+fn fold_rows(n: usize, f: impl Fn(usize) -> f64 + Sync, id: f64, op: fn(f64, f64) -> f64) -> f64 {
     (0..n.div_ceil(ROWS))
         .into_par_iter()
         .with_min_len(min_len(n))
-        .map(|c| {
-            (c * ROWS..((c + 1) * ROWS).min(n))
-                .map(&f)
-                .fold(0.0, f64::max)
-        })
-        .reduce(|| 0.0, f64::max)
+        .map(|c| (c * ROWS..((c + 1) * ROWS).min(n)).map(&f).fold(id, op))
+        .reduce(|| id, op)
+}
+
+/// `max_i f(i)` over `0..n` (0 when n = 0; NaN is skipped like `f64::max` does), in
+/// parallel.
+pub(crate) fn max_rows(n: usize, f: impl Fn(usize) -> f64 + Sync) -> f64 {
+    fold_rows(n, f, 0.0, f64::max)
 }
 
 /// `min_i f(i)` over `0..n` (+∞ when n = 0), in parallel.
 pub(crate) fn min_rows(n: usize, f: impl Fn(usize) -> f64 + Sync) -> f64 {
-    (0..n.div_ceil(ROWS))
-        .into_par_iter()
-        .with_min_len(min_len(n))
-        .map(|c| {
-            (c * ROWS..((c + 1) * ROWS).min(n))
-                .map(&f)
-                .fold(f64::INFINITY, f64::min)
-        })
-        .reduce(|| f64::INFINITY, f64::min)
+    fold_rows(n, f, f64::INFINITY, f64::min)
 }
 
 /// `a` with its lower triangle replaced by the mirror of its upper one (exactly symmetric;
