@@ -92,6 +92,7 @@ use super::hypergrad::HypergradOptions;
 use super::operator::{jacobi_preconditioner, Kernel, RestrictedKronecker};
 use super::system::PreconditionerKind;
 use crate::ImplicitError;
+use ho_linalg::kernels::axpy;
 use ho_linalg::{
     pcg, refine, sandwich, CgOptions, Lane, LinearOperator, PairSandwich, RefineOptions,
     Refinement, SolveReport, StarPreconditioner, Status,
@@ -325,7 +326,6 @@ fn sparse_rows_times(
         .with_min_len(min_len)
         .for_each(|(i, row)| {
             row.fill(0.0);
-            let mut row = ndarray::ArrayViewMut1::from(row);
             let range = set.row_range(i);
             for (&j, &vij) in set
                 .row_cols(i)
@@ -333,7 +333,10 @@ fn sparse_rows_times(
                 .zip(v.slice(ndarray::s![range]).iter())
             {
                 if vij != 0.0 {
-                    row.scaled_add(vij, &a.row(j));
+                    match a.row(j).as_slice() {
+                        Some(aj) => axpy(vij, aj, row),
+                        None => ndarray::ArrayViewMut1::from(&mut *row).scaled_add(vij, &a.row(j)),
+                    }
                 }
             }
         });
