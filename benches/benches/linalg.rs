@@ -9,8 +9,8 @@ use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use ho_linalg::kernels::{axpy, dot};
 use ho_linalg::testing::random_spd;
 use ho_linalg::{
-    pcg, sandwich, CgOptions, Cholesky, JacobiPreconditioner, LinearOperator, PairSandwich,
-    StarPreconditioner,
+    pcg, sandwich, sandwich_upper, CgOptions, Cholesky, JacobiPreconditioner, LinearOperator,
+    PairSandwich, StarPreconditioner,
 };
 use ndarray::Array1;
 use std::hint::black_box;
@@ -94,6 +94,34 @@ fn pair_preconditioner(c: &mut Criterion) {
     g.finish();
 }
 
+/// The dense products `Θ V Θ` of the Newton and adjoint systems on large free sets: the full
+/// product (`sandwich`, 4n³ flops) against its upper triangle by row bands (`sandwich_upper`,
+/// 3.1n³ at n = 1000), in both precisions.
+fn dense_sandwich(c: &mut Criterion) {
+    let mut g = c.benchmark_group("dense_sandwich");
+    g.sample_size(10).measurement_time(Duration::from_secs(3));
+    for p in [300, 1000] {
+        let theta = random_spd(p, 100.0, 7);
+        let v = ndarray::Array2::from_shape_fn((p, p), |(i, j)| ((i + j) as f64).sin());
+        let (mut t, mut full) = (v.clone(), v.clone());
+        g.bench_function(BenchmarkId::new("full_f64", p), |b| {
+            b.iter(|| sandwich(theta.view(), v.view(), t.view_mut(), full.view_mut()))
+        });
+        g.bench_function(BenchmarkId::new("upper_f64", p), |b| {
+            b.iter(|| sandwich_upper(theta.view(), v.view(), t.view_mut(), full.view_mut()))
+        });
+        let (t32, v32) = (theta.mapv(|x| x as f32), v.mapv(|x| x as f32));
+        let (mut t, mut full) = (v32.clone(), v32.clone());
+        g.bench_function(BenchmarkId::new("full_f32", p), |b| {
+            b.iter(|| sandwich(t32.view(), v32.view(), t.view_mut(), full.view_mut()))
+        });
+        g.bench_function(BenchmarkId::new("upper_f32", p), |b| {
+            b.iter(|| sandwich_upper(t32.view(), v32.view(), t.view_mut(), full.view_mut()))
+        });
+    }
+    g.finish();
+}
+
 /// The sparse pair kernel `(Θ V Θ)_P` (`PairSandwich`, single and double precision) against
 /// the pair-by-pair axpy kernel of the solvers' double-precision products, on a dense Θ with
 /// 13 % of the pairs (m = 1000, the zeros of Θ̂ in matrix tuning at p = 1000) and 30 %
@@ -140,7 +168,13 @@ fn pair_sandwich(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, linalg, pair_preconditioner, pair_sandwich);
+criterion_group!(
+    benches,
+    linalg,
+    pair_preconditioner,
+    dense_sandwich,
+    pair_sandwich
+);
 fn main() {
     // OpenBLAS's fast kernels when its CPU detection failed (`ho_linalg::blas_core`).
     ho_linalg::restart_with_faster_blas();

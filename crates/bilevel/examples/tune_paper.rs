@@ -2,7 +2,7 @@
 //! split), and prints what each stage did.
 //!
 //! ```text
-//! cargo run --release -p ho-bilevel --example tune_paper [-- P [SEED]]
+//! cargo run --release -p ho-bilevel --example tune_paper [-- P [SEED [trace]]]
 //! ```
 //!
 //! SEED (default 0) draws another data set of the same recipe: the matrix stage stops at its
@@ -41,6 +41,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 s.stats.inner_seconds,
                 s.stats.n_hypergrads,
                 s.stats.hypergrad_seconds
+            );
+        }
+    }
+    if std::env::args().nth(3).as_deref() == Some("trace") {
+        for r in &t.trace {
+            println!(
+                "{} {:3} {:8.3} s {:.6} evals {} grads {} |g| {:.3e}",
+                r.stage,
+                r.row.iteration,
+                r.row.elapsed_secs,
+                r.row.value,
+                r.row.n_evals,
+                r.row.n_grad_evals,
+                r.row.grad_norm
             );
         }
     }

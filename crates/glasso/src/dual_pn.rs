@@ -159,8 +159,8 @@ use crate::problem::kkt_residual;
 use crate::rows;
 use crate::{Bcd, BlockOutcome, BlockSolver, BlockStart, GlassoError, GlassoOptions};
 use ho_linalg::{
-    pcg, refine, sandwich, CgOptions, Cholesky, JacobiPreconditioner, LinearOperator, PairSandwich,
-    RefineOptions, StarPreconditioner, Status,
+    pcg, refine, sandwich_upper, CgOptions, Cholesky, JacobiPreconditioner, LinearOperator,
+    PairSandwich, RefineOptions, StarPreconditioner, Status,
 };
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1};
 use std::cell::{Cell, RefCell};
@@ -493,8 +493,9 @@ fn free_pairs(it: &DualIterate, lam: ArrayView2<'_, f64>, free: &mut Vec<(usize,
 struct FreeHessian<'a> {
     theta: ArrayView2<'a, f64>,
     pairs: &'a [(usize, usize)],
-    /// Row-major offsets `(a·m + b, b·m + a)` of each pair (dense kernel: the scatter and
-    /// gather around the products index flat slices).
+    /// Row-major offsets `(a·m + b, b·m + a)` of each pair, `a < b` (dense kernel: the
+    /// scatter and gather around the products index flat slices; the gather reads the upper
+    /// triangle, all that [`sandwich_upper`] computes).
     offsets: Vec<(usize, usize)>,
     t: RefCell<Array2<f64>>,
     v: RefCell<Array2<f64>>,
@@ -535,7 +536,13 @@ impl<'a> FreeHessian<'a> {
             theta,
             pairs,
             offsets: if dense {
-                pairs.iter().map(|&(a, b)| (a * m + b, b * m + a)).collect()
+                pairs
+                    .iter()
+                    .map(|&(a, b)| {
+                        let (lo, hi) = (a.min(b), a.max(b));
+                        (lo * m + hi, hi * m + lo)
+                    })
+                    .collect()
             } else {
                 Vec::new()
             },
@@ -597,7 +604,7 @@ impl LinearOperator for FreeHessian<'_> {
                 vs[ab] = d;
                 vs[ba] = d;
             }
-            sandwich(sp.theta.view(), v.view(), t.view_mut(), full.view_mut());
+            sandwich_upper(sp.theta.view(), v.view(), t.view_mut(), full.view_mut());
             let fs = full.as_slice().expect("standard layout");
             for (o, &(ab, _)) in out.iter_mut().zip(&self.offsets) {
                 *o = f64::from(fs[ab]);
@@ -612,7 +619,7 @@ impl LinearOperator for FreeHessian<'_> {
                 vs[ba] = d;
             }
             let mut full = self.full.borrow_mut();
-            sandwich(self.theta.view(), v.view(), t.view_mut(), full.view_mut());
+            sandwich_upper(self.theta.view(), v.view(), t.view_mut(), full.view_mut());
             let fs = full.as_slice().expect("standard layout");
             for (o, &(ab, _)) in out.iter_mut().zip(&self.offsets) {
                 *o = fs[ab];
@@ -1023,12 +1030,12 @@ impl DualPn {
             let (th32, du32) = (theta0.mapv(|v| v as f32), du.mapv(|v| v as f32));
             let mut t = Array2::<f32>::zeros((p, p));
             let mut y = Array2::<f32>::zeros((p, p));
-            sandwich(th32.view(), du32.view(), t.view_mut(), y.view_mut());
+            sandwich_upper(th32.view(), du32.view(), t.view_mut(), y.view_mut());
             zeros.iter().map(|&(i, j)| -f64::from(y[[i, j]])).collect()
         } else {
             let mut t = Array2::<f64>::zeros((p, p));
             let mut y = Array2::<f64>::zeros((p, p));
-            sandwich(theta0, du.view(), t.view_mut(), y.view_mut());
+            sandwich_upper(theta0, du.view(), t.view_mut(), y.view_mut());
             zeros.iter().map(|&(i, j)| -y[[i, j]]).collect()
         };
         let system = self.pair_system();

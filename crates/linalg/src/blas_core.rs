@@ -1,4 +1,5 @@
-//! Which kernels OpenBLAS runs, and a restart with better ones when its CPU detection failed.
+//! Which kernels OpenBLAS runs, how long its idle threads spin, and a restart that sets both
+//! before the library is loaded.
 //!
 //! The system OpenBLAS (built with `DYNAMIC_ARCH`) picks its kernels for the CPU once, when the
 //! library is loaded. A CPU it does not know falls back to `Prescott`, SSE3 kernels that use a
@@ -7,11 +8,23 @@
 //! product took 149 ms with `Prescott` against 38 ms with `SkylakeX` and 61 ms with `Haswell`
 //! (`Θ V Θ`, two threads), and matrix tuning at p = 100 took 1.0 s instead of 0.78 s.
 //!
-//! The kernels can only be chosen before OpenBLAS is loaded, through the environment variable
-//! `OPENBLAS_CORETYPE`. [`restart_with_faster_blas`], called first thing in `main`, re-executes
-//! the program with it set when OpenBLAS fell back to a generic core on a CPU with AVX2 or
-//! AVX-512 (never when the variable is already set, so it happens at most once). Nothing
-//! changes but the speed and the rounding of BLAS results.
+//! After each call, OpenBLAS's worker threads spin (calling `sched_yield`) for 2²⁸ cycles,
+//! ~0.1 s, before they sleep. The tuner alternates BLAS products with rayon's pair kernels and
+//! serial passes every few milliseconds, so a worker spun through them, taking a core from
+//! rayon's two workers: in a profile of matrix tuning at p = 1000 (two threads) the spinning
+//! worker held 20 % of all samples. `OPENBLAS_THREAD_TIMEOUT` = 20 (2²⁰ cycles, ~0.4 ms:
+//! back-to-back calls still find their workers awake) took `tune_paper 1000` from 65.4 and
+//! 64.9 s to 58.7–59.9 s with 12, 16, 18 and 22 alike (interleaved runs, same build); at
+//! p = 500 10.8–11.4 s → 10.7–11.0 s, at p = 100 and 200 within the noise (12 was slower
+//! there: 0.44–0.58 s against 0.41–0.43 s at p = 100, every call waking a sleeping worker).
+//!
+//! Both settings can only be made before OpenBLAS is loaded, through the environment
+//! variables `OPENBLAS_CORETYPE` and `OPENBLAS_THREAD_TIMEOUT`. [`restart_with_faster_blas`],
+//! called first thing in `main`, re-executes the program with them set: the core type when
+//! OpenBLAS fell back to a generic core on a CPU with AVX2 or AVX-512, the timeout when it runs
+//! on more than one thread. A variable the user set is never changed, and the restarted
+//! program finds both set, so it happens at most once. Nothing changes but the speed and the
+//! rounding of BLAS results.
 
 /// Generic cores OpenBLAS falls back to (lower case), none of which uses AVX2.
 const GENERIC_CORES: [&str; 10] = [
@@ -108,14 +121,37 @@ pub fn suggested_core() -> Option<&'static str> {
     }
 }
 
-/// When [`suggested_core`] has a kernel family, re-executes the current program (same
-/// arguments, same environment plus `OPENBLAS_CORETYPE`) and never returns; otherwise, or if
-/// the restart fails (the program then goes on with the generic kernels), returns. Meant as
-/// the first statement of a binary's `main`: the restart loses anything done before it. Unix
-/// only (elsewhere it returns at once).
+/// The environment variable OpenBLAS reads its idle threads' spinning time from when it is
+/// loaded (`2^value` cycles, 4 to 30; 28 when unset).
+pub const THREAD_TIMEOUT_VARIABLE: &str = "OPENBLAS_THREAD_TIMEOUT";
+
+/// The `OPENBLAS_THREAD_TIMEOUT` set by [`restart_with_faster_blas`]: 2²⁰ cycles (module docs).
+pub const THREAD_TIMEOUT: &str = "20";
+
+/// The `OPENBLAS_THREAD_TIMEOUT` worth setting: [`THREAD_TIMEOUT`] when OpenBLAS runs on more
+/// than one thread and the variable is unset; `None` otherwise (or when the backend is not
+/// OpenBLAS).
+pub fn suggested_thread_timeout() -> Option<&'static str> {
+    if std::env::var_os(THREAD_TIMEOUT_VARIABLE).is_some() {
+        return None;
+    }
+    (crate::threads::blas_threads()? > 1).then_some(THREAD_TIMEOUT)
+}
+
+/// When [`suggested_core`] or [`suggested_thread_timeout`] has a value, re-executes the
+/// current program (same arguments, same environment plus `OPENBLAS_CORETYPE` and
+/// `OPENBLAS_THREAD_TIMEOUT` as suggested) and never returns; otherwise, or if the restart
+/// fails (the program then goes on with OpenBLAS as loaded), returns. Meant as the first
+/// statement of a binary's `main`: the restart loses anything done before it. Unix only
+/// (elsewhere it returns at once).
 pub fn restart_with_faster_blas() {
     #[cfg(unix)]
-    if let Some(core) = suggested_core() {
+    {
+        let core = suggested_core();
+        let timeout = suggested_thread_timeout();
+        if core.is_none() && timeout.is_none() {
+            return;
+        }
         use std::os::unix::process::CommandExt;
         let mut args = std::env::args_os();
         let Ok(exe) = std::env::current_exe() else {
@@ -125,8 +161,15 @@ pub fn restart_with_faster_blas() {
         if let Some(arg0) = args.next() {
             command.arg0(arg0);
         }
+        command.args(args);
+        if let Some(core) = core {
+            command.env(CORETYPE_VARIABLE, core);
+        }
+        if let Some(timeout) = timeout {
+            command.env(THREAD_TIMEOUT_VARIABLE, timeout);
+        }
         // `exec` only returns on failure.
-        let _failed = command.args(args).env(CORETYPE_VARIABLE, core).exec();
+        let _failed = command.exec();
     }
 }
 
@@ -151,5 +194,16 @@ mod tests {
             assert!(is_generic_core(&running), "{running}");
             assert!(std::env::var_os(CORETYPE_VARIABLE).is_none());
         }
+    }
+
+    #[test]
+    fn a_thread_timeout_is_only_suggested_when_unset_and_threaded() {
+        if let Some(t) = suggested_thread_timeout() {
+            assert_eq!(t, THREAD_TIMEOUT);
+            assert!(std::env::var_os(THREAD_TIMEOUT_VARIABLE).is_none());
+            assert!(crate::threads::blas_threads().is_some_and(|n| n > 1));
+        }
+        // OpenBLAS reads the value as an exponent in [4, 30].
+        assert!((4..=30).contains(&THREAD_TIMEOUT.parse::<u32>().unwrap()));
     }
 }

@@ -13,7 +13,7 @@
 use crate::LinalgError;
 use lax::{layout::MatrixLayout, Lapack, UPLO};
 use ndarray::linalg::general_mat_mul;
-use ndarray::{Array2, ArrayView2, ArrayViewMut1, ArrayViewMut2, LinalgScalar};
+use ndarray::{s, Array2, ArrayView2, ArrayViewMut1, ArrayViewMut2, LinalgScalar};
 
 /// Cholesky factor `A = Uᵀ U` of an SPD matrix, reused for log-det, inverse and solves.
 #[derive(Debug, Clone)]
@@ -196,6 +196,52 @@ pub fn sandwich<A: LinalgScalar>(
     general_mat_mul(A::one(), &a, &t, A::zero(), &mut out);
 }
 
+/// Order from which [`sandwich_upper`] splits its second product into row bands.
+const BANDED_SANDWICH_MIN: usize = 256;
+
+/// Rows per band of [`sandwich_upper`]'s second product (at least).
+const SANDWICH_BAND: usize = 128;
+
+/// The upper triangle (`i ≤ j`) of `out ← A V A` for symmetric n × n `A` and `V`, with `t` an
+/// n × n scratch (`t ← V A`). The strict lower triangle of `out` is left partly computed and
+/// must not be read: `(A V A)_ij` for `i > j` is `out[[j, i]]`.
+///
+/// `A V A` is then symmetric, so its second product only needs the upper triangle: from
+/// n = 256 on it runs by k bands of rows, band `[r₀, r₁)` times the columns `r₀..n` of `t`,
+/// `2n³(k + 1)/(2k)` flops instead of `2n³` (3.1n³ in all instead of 4n³ for k = 8; OpenBLAS
+/// 0.3.21 has no `gemmt`). Below 256 it is [`sandwich`].
+///
+/// # Panics
+/// If the shapes differ (a programmer error).
+pub fn sandwich_upper<A: LinalgScalar>(
+    a: ArrayView2<'_, A>,
+    v: ArrayView2<'_, A>,
+    mut t: ArrayViewMut2<'_, A>,
+    mut out: ArrayViewMut2<'_, A>,
+) {
+    let n = a.nrows();
+    if n < BANDED_SANDWICH_MIN {
+        sandwich(a, v, t, out);
+        return;
+    }
+    assert!(
+        a.dim() == (n, n) && v.dim() == (n, n) && t.dim() == (n, n) && out.dim() == (n, n),
+        "sandwich_upper needs four n × n matrices"
+    );
+    general_mat_mul(A::one(), &v, &a, A::zero(), &mut t);
+    let bands = (n / SANDWICH_BAND).clamp(1, 8);
+    for b in 0..bands {
+        let (r0, r1) = (b * n / bands, (b + 1) * n / bands);
+        general_mat_mul(
+            A::one(),
+            &a.slice(s![r0..r1, ..]),
+            &t.slice(s![.., r0..]),
+            A::zero(),
+            &mut out.slice_mut(s![r0..r1, r0..]),
+        );
+    }
+}
+
 /// Replaces `A` by `(A + Aᵀ)/2`.
 ///
 /// # Panics
@@ -298,6 +344,36 @@ mod tests {
                         }
                     }
                     assert_abs_diff_eq!(out[[i, j]], r, epsilon = 1e-12 * (1.0 + r.abs()));
+                }
+            }
+        }
+    }
+
+    /// The banded upper triangle equals the full product's, bands of unequal sizes included
+    /// (n = 300: two bands of 150; n = 1037: eight of 129–130), in both precisions.
+    #[test]
+    fn sandwich_upper_matches_the_full_sandwich_on_the_upper_triangle() {
+        for &(n, seed) in &[(40, 0), (300, 1), (1037, 2)] {
+            let a = random_spd(n, 10.0, seed);
+            let v =
+                Array2::from_shape_fn((n, n), |(i, j)| (((i * j + 3 * (i + j)) % 7) as f64) - 3.0);
+            let (mut t, mut full, mut upper) =
+                (v.clone(), v.clone(), Array2::from_elem((n, n), f64::NAN));
+            sandwich(a.view(), v.view(), t.view_mut(), full.view_mut());
+            sandwich_upper(a.view(), v.view(), t.view_mut(), upper.view_mut());
+            let scale = full.iter().fold(0.0_f64, |m, x| m.max(x.abs()));
+            for i in 0..n {
+                for j in i..n {
+                    assert_abs_diff_eq!(upper[[i, j]], full[[i, j]], epsilon = 1e-12 * scale);
+                }
+            }
+            let (a32, v32) = (a.mapv(|x| x as f32), v.mapv(|x| x as f32));
+            let (mut t32, mut up32) = (v32.clone(), Array2::from_elem((n, n), f32::NAN));
+            sandwich_upper(a32.view(), v32.view(), t32.view_mut(), up32.view_mut());
+            for i in 0..n {
+                for j in i..n {
+                    let d = f64::from(up32[[i, j]]) - full[[i, j]];
+                    assert!(d.abs() <= 1e-5 * scale, "f32 n={n} ({i},{j}) off by {d}");
                 }
             }
         }

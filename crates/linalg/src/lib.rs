@@ -17,7 +17,8 @@ pub mod threads;
 pub use blas_core::{blas_core, restart_with_faster_blas};
 pub use covariance::{correlation, empirical_covariance};
 pub use dense::{
-    check_finite, check_square, check_symmetric, logdet_spd, sandwich, symmetrize_inplace, Cholesky,
+    check_finite, check_square, check_symmetric, logdet_spd, sandwich, sandwich_upper,
+    symmetrize_inplace, Cholesky,
 };
 pub use error::LinalgError;
 pub use krylov::{
