@@ -33,6 +33,15 @@
 //! against 14.0 s, Bcd→ObnCg kept). Warm-started DualPn was 2.7× faster than ObnCg at
 //! p = 500, 0.01·λ_max.
 //!
+//! Cold large blocks whose soft-thresholded start is not positive definite still go to
+//! DualPn from a candidate fraction of `cold_dual_fraction` = 0.79: there Bcd's linear rate
+//! collapses. Cold solves on the paper's data (n = 20p), tolerance 1e-7, two threads, DualPn
+//! against Bcd→ObnCg: p = 1000 at 0.007·λ_max (candidate fraction 0.799) 16.2 vs 26.1 s,
+//! 0.005 (0.854) 14.0 vs 36.0 s, 0.003 (0.911) 22.2 vs 66.3 s, 0.00183 (0.945) 13.7 s against
+//! 3449 s (Bcd crawled through 370 sweeps of ~9 s); p = 500 at 0.005 (0.885) 1.26 vs 4.47 s.
+//! Below it Bcd→ObnCg stays: p = 1000 at 0.01 (0.722) 16.7 vs 14.0 s, p = 500 at 0.01 (0.777)
+//! 3.9 vs 2.4 s, with n = 4p (0.767) 1.9 vs 2.2 s.
+//!
 //! Large warm blocks (more than `large_block` = 600 nodes) go to DualPn from a candidate
 //! fraction of `large_dual_fraction` = 0.2 already. Bcd's sweeps update W column by column on
 //! one thread, and beyond ~500 nodes W (8p² bytes) no longer fits a core's L2 cache (2 MB
@@ -70,6 +79,7 @@ use ndarray::{Array2, ArrayView2};
 /// | `dual_fraction` | 0.6 | dense blocks with at least this fraction of candidate pairs use DualPn (p_b ≤ 300, warm, or a positive definite soft-thresholded start) | [0, 1], > 1 disables |
 /// | `large_block` | 600 | warm blocks with more nodes use DualPn from `large_dual_fraction` | |
 /// | `large_dual_fraction` | 0.2 | the fraction of candidate pairs from which large warm blocks use DualPn | [0, 1], > 1 disables |
+/// | `cold_dual_fraction` | 0.79 | the fraction of candidate pairs from which large cold blocks use DualPn even when the soft-thresholded start is not positive definite | [0, 1], > 1 disables |
 /// | `certify_against_iterate` | false | DualPn's [`DualPn::certify_against_iterate`] | |
 #[derive(Debug, Clone)]
 pub struct Auto {
@@ -83,6 +93,9 @@ pub struct Auto {
     pub large_block: usize,
     /// Fraction of candidate pairs from which large warm blocks use DualPn.
     pub large_dual_fraction: f64,
+    /// Fraction of candidate pairs from which large cold blocks use DualPn whatever their
+    /// soft-thresholded start (module docs).
+    pub cold_dual_fraction: f64,
     /// Passed to DualPn ([`DualPn::certify_against_iterate`]): its recovered primal certified
     /// against its dual iterate (the tuner's inner solves).
     pub certify_against_iterate: bool,
@@ -96,6 +109,7 @@ impl Default for Auto {
             dual_fraction: 0.6,
             large_block: 600,
             large_dual_fraction: 0.2,
+            cold_dual_fraction: 0.79,
             certify_against_iterate: false,
         }
     }
@@ -145,7 +159,10 @@ impl Auto {
             fraction >= self.large_dual_fraction.min(self.dual_fraction)
         } else {
             fraction >= self.dual_fraction
-                && (p <= 300 || warm || soft_start_is_positive_definite(emp_cov, lam))
+                && (p <= 300
+                    || warm
+                    || fraction >= self.cold_dual_fraction
+                    || soft_start_is_positive_definite(emp_cov, lam))
         }
     }
 }
@@ -270,7 +287,9 @@ mod tests {
         // Dense blocks: DualPn when warm or small, as before.
         assert!(choice(500, 0.8, true));
         assert!(choice(200, 0.8, false));
-        assert!(!choice(700, 0.8, false));
+        assert!(!choice(700, 0.7, false));
+        // Cold, not positive definite, but nearly every pair a candidate: DualPn.
+        assert!(choice(700, 0.9, false));
     }
 
     #[test]
@@ -278,7 +297,7 @@ mod tests {
         let auto = Auto::default();
         // 2 on 80 % of the pairs, 0.5 elsewhere, λ = 1: the soft-thresholded S has 1 on those
         // pairs, and is positive definite only with a dominant diagonal.
-        let (mut s, lam, cold) = block(700, 0.8, false);
+        let (mut s, lam, cold) = block(700, 0.7, false);
         assert!(!soft_start_is_positive_definite(s.view(), lam.view()));
         assert!(!auto.prefers_dual_pn(s.view(), lam.view(), cold.view()));
         s.diag_mut().fill(700.0);
