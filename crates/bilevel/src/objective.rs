@@ -512,9 +512,7 @@ impl BilevelObjective {
                 let problem = GlassoProblem::new(fold.s_train.view(), penalty.clone());
                 let fit = solver.solve(&problem, fold.fit.as_ref())?;
                 let secs = t.elapsed().as_secs_f64();
-                let value = fold
-                    .criterion
-                    .value(fit.precision.view(), fit.covariance.view())?;
+                let value = fold.criterion.value_at(&fit)?;
                 let rel_gap = fit.relative_gap();
                 fold.fit = Some(fit);
                 Ok((value, secs, rel_gap))

@@ -23,6 +23,10 @@ pub struct GlassoFit {
     pub covariance: Array2<f64>,
     /// Φ(Θ̂).
     pub objective: f64,
+    /// `log det Θ̂`, from the factorizations behind the certificate (`None` for a fit
+    /// assembled by hand). A criterion reads it instead of factoring Θ̂ again
+    /// (`ho_implicit`'s `Criterion::value_at`): ~7 ms per evaluation at p = 1000.
+    pub log_det: Option<f64>,
     /// The duality gap of DESIGN.md §1 (absolute; see [`GlassoFit::relative_gap`]).
     pub dual_gap: f64,
     /// The KKT residual (max over entries).
@@ -159,6 +163,8 @@ pub struct BlockOutcome {
     pub covariance: Array2<f64>,
     /// Φ_b(Θ̂_b).
     pub objective: f64,
+    /// `log det Θ̂_b`, the one in `objective`.
+    pub logdet: f64,
     /// Duality gap on the block.
     pub dual_gap: f64,
     /// Iterations done.
@@ -287,7 +293,7 @@ pub fn solve_screened(
     };
     let mut precision = Array2::zeros((p, p));
     let mut covariance = Array2::zeros((p, p));
-    let (mut objective, mut gap, mut n_iter) = (0.0, 0.0, 0);
+    let (mut objective, mut gap, mut n_iter, mut log_det) = (0.0, 0.0, 0, 0.0);
     for idx in &blocks {
         if idx.len() == 1 {
             let i = idx[0];
@@ -295,6 +301,7 @@ pub fn solve_screened(
             precision[[i, i]] = 1.0 / d;
             covariance[[i, i]] = d;
             objective += d.ln() + 1.0;
+            log_det -= d.ln();
             continue;
         }
         let (sb, lb) = if idx.len() == p {
@@ -319,6 +326,7 @@ pub fn solve_screened(
             }
         }
         objective += out.objective;
+        log_det += out.logdet;
         gap += out.dual_gap;
         n_iter += out.n_iter;
     }
@@ -332,6 +340,7 @@ pub fn solve_screened(
         precision,
         covariance,
         objective,
+        log_det: Some(log_det),
         dual_gap: gap,
         kkt_residual: kkt,
         n_iter,
@@ -345,6 +354,8 @@ pub fn solve_screened(
 pub struct Certificate {
     /// Φ(Θ).
     pub objective: f64,
+    /// `log det Θ`, as given.
+    pub logdet: f64,
     /// The duality gap.
     pub gap: f64,
     /// The KKT residual.
@@ -424,6 +435,7 @@ impl Certificate {
         };
         Self {
             objective,
+            logdet,
             gap,
             kkt,
         }
@@ -452,6 +464,7 @@ impl Certificate {
             theta,
             covariance,
             objective: self.objective,
+            logdet: self.logdet,
             dual_gap,
             n_iter,
         }
@@ -468,6 +481,7 @@ mod tests {
             precision,
             covariance,
             objective: 0.0,
+            log_det: None,
             dual_gap: 0.0,
             kkt_residual: 0.0,
             n_iter: 0,

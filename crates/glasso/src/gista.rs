@@ -286,6 +286,7 @@ mod tests {
             theta: fit.precision.clone(),
             covariance: fit.covariance.clone(),
             objective: fit.objective,
+            logdet: fit.log_det.expect("a solver's fit"),
             dual_gap: fit.dual_gap,
             n_iter: fit.n_iter,
         };

@@ -44,11 +44,21 @@ fn data_cov(p: usize, seed: u64) -> Array2<f64> {
     empirical_covariance(d.x.view(), false).unwrap()
 }
 
+/// The fit's `log det Θ̂` (summed over the screened blocks) is that of its precision.
+fn assert_log_det(fit: &GlassoFit, expected: f64) {
+    let log_det = fit.log_det.expect("a solver's fit carries log det Θ̂");
+    assert!(
+        (log_det - expected).abs() <= 1e-10 * expected.abs().max(1.0),
+        "log det {log_det} against {expected}"
+    );
+}
+
 /// Certificates and invariants every fit must satisfy.
 fn assert_certified(fit: &GlassoFit, s: &Array2<f64>, lam: &Array2<f64>) {
     let p = s.nrows();
     assert_eq!(fit.status, Status::Converged);
-    assert!(Cholesky::factor(fit.precision.view()).is_ok(), "Θ not SPD");
+    let chol = Cholesky::factor(fit.precision.view()).expect("Θ SPD");
+    assert_log_det(fit, chol.logdet());
     for i in 0..p {
         for j in 0..p {
             assert_eq!(
@@ -195,6 +205,12 @@ fn screening_on_and_off_agree_and_warm_start_is_cheaper() {
     .unwrap();
     assert!(on.n_blocks > 1);
     assert_eq!(off.n_blocks, 1);
+    for fit in [&on, &off] {
+        assert_log_det(
+            fit,
+            Cholesky::factor(fit.precision.view()).unwrap().logdet(),
+        );
+    }
     assert!(max_abs_diff(&on.precision, &off.precision) <= 1e-8 * max_abs(&on.precision));
     // warm start from a nearby λ: same solution, fewer iterations
     let solver = ObnCg {

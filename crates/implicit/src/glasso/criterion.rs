@@ -10,6 +10,7 @@
 //! symmetric part of `∇C` enters a hypergradient.
 
 use crate::ImplicitError;
+use ho_glasso::GlassoFit;
 use ho_linalg::Cholesky;
 use ndarray::{Array2, ArrayView2};
 
@@ -35,6 +36,25 @@ pub trait Criterion {
         covariance: ArrayView2<'_, f64>,
     ) -> Result<f64, ImplicitError> {
         Ok(self.value_and_grad(precision, covariance)?.0)
+    }
+
+    /// [`value_and_grad`](Self::value_and_grad) at a fit's precision and covariance; a
+    /// criterion that needs `log det Θ̂` reads the fit's [`GlassoFit::log_det`] when it has
+    /// one instead of factoring Θ̂ again.
+    ///
+    /// # Errors
+    /// As [`value_and_grad`](Self::value_and_grad).
+    fn value_and_grad_at(&self, fit: &GlassoFit) -> Result<(f64, Array2<f64>), ImplicitError> {
+        self.value_and_grad(fit.precision.view(), fit.covariance.view())
+    }
+
+    /// [`value`](Self::value) at a fit, with its `log det Θ̂` as in
+    /// [`value_and_grad_at`](Self::value_and_grad_at).
+    ///
+    /// # Errors
+    /// As [`value`](Self::value).
+    fn value_at(&self, fit: &GlassoFit) -> Result<f64, ImplicitError> {
+        self.value(fit.precision.view(), fit.covariance.view())
     }
 }
 
@@ -118,6 +138,11 @@ impl HeldOutNll {
     pub fn new(emp_cov: Array2<f64>) -> Self {
         Self { emp_cov }
     }
+
+    /// `C` from `log det Θ`.
+    fn with_logdet(&self, precision: ArrayView2<'_, f64>, logdet: f64) -> f64 {
+        -logdet + frobenius_inner(self.emp_cov.view(), precision)
+    }
 }
 
 impl Criterion for HeldOutNll {
@@ -130,8 +155,10 @@ impl Criterion for HeldOutNll {
         check_shape(precision, p)?;
         check_shape(covariance, p)?;
         let logdet = logdet_blockwise(precision)?;
-        let value = -logdet + frobenius_inner(self.emp_cov.view(), precision);
-        Ok((value, &self.emp_cov - &covariance))
+        Ok((
+            self.with_logdet(precision, logdet),
+            &self.emp_cov - &covariance,
+        ))
     }
 
     fn value(
@@ -141,7 +168,28 @@ impl Criterion for HeldOutNll {
     ) -> Result<f64, ImplicitError> {
         check_shape(precision, self.emp_cov.nrows())?;
         let logdet = logdet_blockwise(precision)?;
-        Ok(-logdet + frobenius_inner(self.emp_cov.view(), precision))
+        Ok(self.with_logdet(precision, logdet))
+    }
+
+    fn value_and_grad_at(&self, fit: &GlassoFit) -> Result<(f64, Array2<f64>), ImplicitError> {
+        let Some(logdet) = fit.log_det else {
+            return self.value_and_grad(fit.precision.view(), fit.covariance.view());
+        };
+        let p = self.emp_cov.nrows();
+        check_shape(fit.precision.view(), p)?;
+        check_shape(fit.covariance.view(), p)?;
+        Ok((
+            self.with_logdet(fit.precision.view(), logdet),
+            &self.emp_cov - &fit.covariance,
+        ))
+    }
+
+    fn value_at(&self, fit: &GlassoFit) -> Result<f64, ImplicitError> {
+        let Some(logdet) = fit.log_det else {
+            return self.value(fit.precision.view(), fit.covariance.view());
+        };
+        check_shape(fit.precision.view(), self.emp_cov.nrows())?;
+        Ok(self.with_logdet(fit.precision.view(), logdet))
     }
 }
 
@@ -248,6 +296,53 @@ mod tests {
             },
             &theta,
         );
+    }
+
+    #[test]
+    fn a_fits_log_det_gives_the_same_criterion() {
+        let p = 12;
+        let s = random_spd(p, 10.0, 6);
+        let s_val = random_spd(p, 10.0, 7);
+        let problem = ho_glasso::GlassoProblem::new(
+            s.view(),
+            ho_glasso::Penalty::scalar(0.3 * ho_glasso::lambda_max(s.view())),
+        );
+        let mut fit =
+            ho_glasso::GlassoSolver::solve(&ho_glasso::Auto::default(), &problem, None).unwrap();
+        assert!(fit.log_det.is_some());
+        let criteria: [Box<dyn Criterion>; 3] = [
+            Box::new(HeldOutNll::new(s_val.clone())),
+            Box::new(Reconstruction::new(s_val)),
+            Box::new(Oracle {
+                precision: random_spd(p, 5.0, 8),
+            }),
+        ];
+        for c in &criteria {
+            let (view_p, view_w) = (fit.precision.view(), fit.covariance.view());
+            let (value, grad) = c.value_and_grad(view_p, view_w).unwrap();
+            let at = c.value_at(&fit).unwrap();
+            let (at_both, grad_at) = c.value_and_grad_at(&fit).unwrap();
+            for v in [at, at_both] {
+                assert!(
+                    (v - value).abs() <= 1e-12 * value.abs().max(1.0),
+                    "{v} against {value}"
+                );
+            }
+            assert_eq!(grad, grad_at);
+        }
+        // The held-out NLL reads the fit's log det (a wrong one shows), or factors Θ̂ without.
+        let nll = HeldOutNll::new(random_spd(p, 10.0, 9));
+        let value = nll.value_at(&fit).unwrap();
+        fit.log_det = fit.log_det.map(|l| l + 1.0);
+        assert!((nll.value_at(&fit).unwrap() - (value - 1.0)).abs() <= 1e-12 * value.abs());
+        fit.log_det = None;
+        assert!((nll.value_at(&fit).unwrap() - value).abs() <= 1e-12 * value.abs().max(1.0));
+        let (with, without) = (
+            nll.value_and_grad_at(&fit).unwrap().0,
+            nll.value(fit.precision.view(), fit.covariance.view())
+                .unwrap(),
+        );
+        assert_eq!(with.to_bits(), without.to_bits());
     }
 
     #[test]

@@ -762,8 +762,7 @@ fn compute(
             return Err(ImplicitError::DimensionMismatch { expected: p, found });
         }
     }
-    let (value, grad_theta) =
-        criterion.value_and_grad(fit.precision.view(), fit.covariance.view())?;
+    let (value, grad_theta) = criterion.value_and_grad_at(fit)?;
     let active = ActiveSet::from_precision(fit.precision.view());
     let margin = off_support_margin(&active, fit.covariance.view(), problem.emp_cov, lam.view());
     let scalar = match problem.penalty {

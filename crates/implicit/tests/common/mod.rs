@@ -73,6 +73,7 @@ impl Case {
             precision: theta,
             covariance,
             objective,
+            log_det: None,
             dual_gap,
             kkt_residual,
             n_iter: 0,
