@@ -30,7 +30,7 @@
 //! 1 % of |g| (0.1 % typically), or is that of `tightest` where |g| is too small for that.
 //!
 //! Adaptive inner tolerance ([`BilevelObjective::set_inner_tol_max`], the tuner's scalar
-//! stage, on top of the adaptive adjoint). Far from λ* a solve to 1e-7 serves as well as one
+//! stage, on top of the adaptive adjoint). Far from λ* a solve to 1e-5 serves as well as one
 //! to 1e-10, and DualPn's last Newton steps to 1e-10 are its most expensive ones. The gap
 //! perturbs both what the outer method sees: the gradient's terms (their relative error is
 //! about the gap reached, as for the adjoint) and the value, by about the gap relative to

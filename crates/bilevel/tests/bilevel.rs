@@ -608,7 +608,9 @@ fn adaptive_and_fixed_inner_gaps_tune_the_same_lambda() {
             ..Default::default()
         })
     };
-    let (fixed, adaptive) = (tune(ho_bilevel::INNER_TOL), tune(1e-7));
+    let default = TunerOptions::default().inner_tol_max;
+    let (fixed, adaptive) = (tune(ho_bilevel::INNER_TOL), tune(default));
+    assert!(adaptive.scalar.stats.n_inner_solves > 0 && default > ho_bilevel::INNER_TOL);
     assert_eq!(fixed.scalar.stats.n_inner_refinements, 0);
     assert!(
         (adaptive.lambda / fixed.lambda - 1.0).abs() <= 1e-4,
