@@ -25,6 +25,7 @@ use crate::{
 /// | `time_budget` | `None` | no objective call is started after this wall time | any |
 /// | `bounds` | `None` | box kept by projection | lengths = dim, `lower ≤ upper` |
 /// | `max_step` | `None` | largest change of any coordinate at a line search's first trial (a longer direction is scaled down to it; the line search may still expand) | `None` or > 0 |
+/// | `steepest_step` | `None` | `‖d‖_∞` of a steepest-descent trial (the first iteration, and after a reset of the memory): `−∇f` scaled to it instead of `−∇f / max(1, ‖∇f‖₂)` | `None` or > 0 |
 #[derive(Debug, Clone, PartialEq)]
 pub struct LbfgsOptions {
     /// Number of curvature pairs kept.
@@ -45,6 +46,11 @@ pub struct LbfgsOptions {
     /// a longer direction is scaled down to it. A trust region on the first trial only: the
     /// line search still expands when the step is too short.
     pub max_step: Option<f64>,
+    /// `‖d‖_∞` of a steepest-descent direction (the first iteration's, and after a reset of
+    /// the memory): `−∇f` scaled to it, for objectives whose natural step length is known
+    /// while the gradient's size says nothing of it (`max_step` still caps it). `None`:
+    /// `−∇f / max(1, ‖∇f‖₂)`.
+    pub steepest_step: Option<f64>,
 }
 
 impl Default for LbfgsOptions {
@@ -58,6 +64,7 @@ impl Default for LbfgsOptions {
             time_budget: None,
             bounds: None,
             max_step: None,
+            steepest_step: None,
         }
     }
 }
@@ -88,13 +95,18 @@ impl LbfgsOptions {
                 range: "≥ 1",
             });
         }
-        if let Some(m) = self.max_step {
-            if !(m > 0.0 && m.is_finite()) {
-                return Err(OuterError::InvalidOption {
-                    name: "max_step",
-                    value: m,
-                    range: "None or (0, ∞)",
-                });
+        for (name, value) in [
+            ("max_step", self.max_step),
+            ("steepest_step", self.steepest_step),
+        ] {
+            if let Some(m) = value {
+                if !(m > 0.0 && m.is_finite()) {
+                    return Err(OuterError::InvalidOption {
+                        name,
+                        value: m,
+                        range: "None or (0, ∞)",
+                    });
+                }
             }
         }
         validate_limits(&self.limits(), dim)
@@ -200,13 +212,16 @@ impl<L: LineSearch> Minimizer for Lbfgs<L> {
         self.options.validate(obj.dim())?;
         self.line_search.validate()?;
         let memory = self.options.memory;
-        let max_step = self.options.max_step;
+        let steps = Steps {
+            max: self.options.max_step,
+            steepest: self.options.steepest_step,
+        };
         let line_search = &mut self.line_search;
         let limits = self.options.limits();
         let (mut run, first) = Driver::start(obj, x0, &limits, observer)?;
         let outcome = first.and_then(|it| {
             let mut pairs = Memory::new(memory);
-            iterate(&mut run, it, &mut pairs, line_search, max_step)
+            iterate(&mut run, it, &mut pairs, line_search, steps)
         });
         Ok(run.finish(resolve(outcome)?))
     }
@@ -302,14 +317,28 @@ fn cap_step(dir: &mut Array1<f64>, max_step: Option<f64>) {
     }
 }
 
-/// `dir ← −∇f / max(1, ‖∇f‖)`, restricted to the box.
-fn steepest(run: &Driver<'_>, it: &Iterate, dir: &mut Array1<f64>) {
+/// The step-length options of an iteration: `max_step` and `steepest_step`.
+#[derive(Clone, Copy)]
+struct Steps {
+    max: Option<f64>,
+    steepest: Option<f64>,
+}
+
+/// `dir ← −∇f / max(1, ‖∇f‖)`, restricted to the box, then scaled to `‖dir‖_∞ = steepest`
+/// when given.
+fn steepest(run: &Driver<'_>, it: &Iterate, dir: &mut Array1<f64>, steepest: Option<f64>) {
     let scale = 1.0 / it.grad.vdot(&it.grad).sqrt().max(1.0);
     Zip::from(&mut *dir)
         .and(&it.grad)
         .for_each(|d, &g| *d = -scale * g);
     if let Some(b) = run.bounds() {
         b.restrict_direction_inplace(it.x.view(), dir.view_mut());
+    }
+    if let Some(length) = steepest {
+        let longest = dir.iter().fold(0.0_f64, |a, &d| a.max(d.abs()));
+        if longest > 0.0 && longest.is_finite() {
+            *dir *= length / longest;
+        }
     }
 }
 
@@ -319,13 +348,13 @@ fn iterate(
     mut it: Iterate,
     memory: &mut Memory,
     line_search: &mut dyn LineSearch,
-    max_step: Option<f64>,
+    steps: Steps,
 ) -> Result<Infallible, Stop> {
     let mut dir = Array1::zeros(it.x.len());
     let mut last_change = None;
     loop {
         if memory.is_empty() {
-            steepest(run, &it, &mut dir);
+            steepest(run, &it, &mut dir, steps.steepest);
         } else {
             memory.direction(&it.grad, &mut dir);
             if let Some(b) = run.bounds() {
@@ -334,7 +363,7 @@ fn iterate(
             let slope = it.grad.vdot(&dir);
             if slope.is_nan() || slope >= 0.0 {
                 memory.clear();
-                steepest(run, &it, &mut dir);
+                steepest(run, &it, &mut dir, steps.steepest);
             } else if run.predicts_no_decrease(&it, slope, last_change) {
                 // The value has nearly stalled and the quasi-Newton model predicts a
                 // decrease ½|gᵀd| below its tolerance: a line search would only chase
@@ -342,15 +371,15 @@ fn iterate(
                 return Err(Stop::Done(Termination::ConvergedRelativeDecrease));
             }
         }
-        cap_step(&mut dir, max_step);
+        cap_step(&mut dir, steps.max);
         let step = match run.line_search(line_search, &it, dir.view()) {
             Ok(step) => step,
             Err(OuterError::LineSearchFailed { .. } | OuterError::NotDescentDirection { .. })
                 if !memory.is_empty() =>
             {
                 memory.clear();
-                steepest(run, &it, &mut dir);
-                cap_step(&mut dir, max_step);
+                steepest(run, &it, &mut dir, steps.steepest);
+                cap_step(&mut dir, steps.max);
                 run.line_search(line_search, &it, dir.view())?
             }
             Err(e) => return Err(e.into()),

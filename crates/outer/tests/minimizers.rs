@@ -390,19 +390,65 @@ fn lbfgs_max_step_caps_the_first_trial_of_every_line_search() {
 #[test]
 fn lbfgs_rejects_a_non_positive_max_step() {
     for m in [0.0, -1.0, f64::NAN, f64::INFINITY] {
-        let options = LbfgsOptions {
-            max_step: Some(m),
-            ..LbfgsOptions::default()
-        };
-        assert!(
-            matches!(
-                options.validate(2),
-                Err(ho_outer::OuterError::InvalidOption {
-                    name: "max_step",
-                    ..
-                })
+        for (name, options) in [
+            (
+                "max_step",
+                LbfgsOptions {
+                    max_step: Some(m),
+                    ..LbfgsOptions::default()
+                },
             ),
-            "{m}"
-        );
+            (
+                "steepest_step",
+                LbfgsOptions {
+                    steepest_step: Some(m),
+                    ..LbfgsOptions::default()
+                },
+            ),
+        ] {
+            assert!(
+                matches!(
+                    options.validate(2),
+                    Err(ho_outer::OuterError::InvalidOption { name: n, .. }) if n == name
+                ),
+                "{name} {m}"
+            );
+        }
     }
+}
+
+#[test]
+fn lbfgs_steepest_step_sets_the_length_of_the_first_trial() {
+    // The first trial from 0 is `−∇f` scaled: to 1/max(1, ‖∇f‖₂) by default, to
+    // ‖d‖_∞ = steepest_step when given (and still capped by max_step).
+    let first_trial = |steepest_step: Option<f64>, max_step: Option<f64>| {
+        let mut obj = Logged {
+            inner: Quadratic::new(),
+            points: Vec::new(),
+        };
+        let min = Lbfgs::new(LbfgsOptions {
+            grad_tol: 1e-9,
+            rel_tol: 0.0,
+            steepest_step,
+            max_step,
+            ..LbfgsOptions::default()
+        })
+        .minimize(&mut obj, Array1::zeros(5), &mut NoObserver)
+        .unwrap();
+        assert_abs_diff_eq!(min.x, Quadratic::new().c, epsilon = 1e-6);
+        let d = &obj.points[1] - &obj.points[0];
+        let (_, g) = Quadratic::new()
+            .value_and_grad(obj.points[0].view())
+            .unwrap();
+        // Along −∇f.
+        let cos = -d.dot(&g) / (d.dot(&d).sqrt() * g.dot(&g).sqrt());
+        assert_abs_diff_eq!(cos, 1.0, epsilon = 1e-12);
+        d.iter().fold(0.0_f64, |a, v| a.max(v.abs()))
+    };
+    let plain = first_trial(None, None);
+    for length in [0.01, 0.3, 7.0] {
+        assert!((length - plain).abs() > 1e-3);
+        assert_abs_diff_eq!(first_trial(Some(length), None), length, epsilon = 1e-12);
+    }
+    assert_abs_diff_eq!(first_trial(Some(7.0), Some(2.0)), 2.0, epsilon = 1e-12);
 }
