@@ -289,15 +289,22 @@ enum Lazy {
 }
 
 impl DualCandidate {
-    /// Factors S + U; `None` if it is not positive definite or h is not finite.
-    fn of(s: ArrayView2<'_, f64>, u: Array2<f64>) -> Option<Self> {
-        let factor = Cholesky::factor_inplace(&s + &u).ok()?;
-        let h = -factor.logdet();
-        h.is_finite().then_some(Self {
-            u,
-            h,
-            theta: Lazy::Factor(factor),
-        })
+    /// Factors S + U; U back if it is not positive definite or h is not finite.
+    fn of(s: ArrayView2<'_, f64>, u: Array2<f64>) -> Result<Self, Array2<f64>> {
+        let w = &s + &u;
+        Self::factored(u, w)
+    }
+
+    /// [`DualCandidate::of`] with `w = S + U` already formed.
+    fn factored(u: Array2<f64>, w: Array2<f64>) -> Result<Self, Array2<f64>> {
+        match Cholesky::factor_inplace(w) {
+            Ok(factor) if (-factor.logdet()).is_finite() => Ok(Self {
+                u,
+                h: -factor.logdet(),
+                theta: Lazy::Factor(factor),
+            }),
+            _ => Err(u),
+        }
     }
 
     /// The iterate with Θ = (S + U)⁻¹; `None` if the inverse fails or is not finite.
@@ -367,16 +374,10 @@ fn dual_point_of(
     w: Array2<f64>,
     accept: impl Fn(f64) -> bool,
 ) -> Option<DualIterate> {
-    let chol = Cholesky::factor_inplace(w).ok()?;
-    let h = -chol.logdet();
-    if !accept(h) {
-        return None;
-    }
-    let theta = chol.into_inverse().ok()?;
-    if !h.is_finite() || theta.iter().any(|v| !v.is_finite()) {
-        return None;
-    }
-    Some(DualIterate { u, theta, h })
+    DualCandidate::factored(u, w)
+        .ok()
+        .filter(|c| accept(c.h))
+        .and_then(DualCandidate::into_iterate)
 }
 
 /// `U₀ = Λ ⊙ sign(Θ₀)` on the support of Θ₀, `clip(W₀ − S, −Λ, Λ)` off it, `U_ii = Λ_ii`:
@@ -414,11 +415,13 @@ fn dual_start_lazy(
     theta0: ArrayView2<'_, f64>,
     w0: ArrayView2<'_, f64>,
 ) -> Result<(DualCandidate, StartKind), GlassoError> {
-    if let Some(c) = DualCandidate::of(s, bounds_start(s, lam, theta0, w0)) {
-        return Ok((c, StartKind::Bounds));
+    match DualCandidate::of(s, bounds_start(s, lam, theta0, w0)) {
+        Ok(c) => Ok((c, StartKind::Bounds)),
+        Err(u0) => Ok((
+            fallback_start(s, lam, theta0, w0, u0)?.into(),
+            StartKind::Fallback,
+        )),
     }
-    let (it, kind) = dual_start(s, lam, theta0, w0)?;
-    Ok((it.into(), kind))
 }
 
 /// The dual start: `U₀ = Λ ⊙ sign(Θ₀)` on the support of Θ₀, `U₀ = clip(W₀ − S, −Λ, Λ)` off
@@ -441,6 +444,22 @@ fn dual_start(
     theta0: ArrayView2<'_, f64>,
     w0: ArrayView2<'_, f64>,
 ) -> Result<(DualIterate, StartKind), GlassoError> {
+    let u0 = bounds_start(s, lam, theta0, w0);
+    if let Some(it) = dual_point(s, u0.clone()) {
+        return Ok((it, StartKind::Bounds));
+    }
+    Ok((fallback_start(s, lam, theta0, w0, u0)?, StartKind::Fallback))
+}
+
+/// [`dual_start`]'s starts after the bounds start `u0` (not positive definite): the warm
+/// start's projected dual point, then the anchors.
+fn fallback_start(
+    s: ArrayView2<'_, f64>,
+    lam: ArrayView2<'_, f64>,
+    theta0: ArrayView2<'_, f64>,
+    w0: ArrayView2<'_, f64>,
+    u0: Array2<f64>,
+) -> Result<DualIterate, GlassoError> {
     let p = s.nrows();
     let mut diag = Array2::<f64>::zeros((p, p));
     let mut soft = Array2::<f64>::zeros((p, p));
@@ -456,7 +475,6 @@ fn dual_start(
         }
         scale
     }));
-    let u0 = bounds_start(s, lam, theta0, w0);
     rows::for_each_row(&mut soft, |i, sr| {
         sr[i] = lam[[i, i]];
         for j in i + 1..p {
@@ -466,9 +484,6 @@ fn dual_start(
     rows::mirror_upper(&mut soft);
     for i in 0..p {
         diag[[i, i]] = lam[[i, i]];
-    }
-    if let Some(it) = dual_point(s, u0.clone()) {
-        return Ok((it, StartKind::Bounds));
     }
     // The warm start's dual point projected into the new box (U₀ already is, off the support
     // of Θ₀): where Λ only grew on that support, S + U is W₀ itself (positive definite), and
@@ -486,7 +501,7 @@ fn dual_start(
         }
     }
     if let Some(it) = dual_point(s, projected) {
-        return Ok((it, StartKind::Fallback));
+        return Ok(it);
     }
     let mut scaled = diag.clone();
     if scale.is_finite() && scale > 0.0 {
@@ -511,12 +526,12 @@ fn dual_start(
         for _ in 0..12 {
             let u = anchor + &((&u0 - anchor) * t);
             if let Some(it) = dual_point(s, u) {
-                return Ok((it, StartKind::Fallback));
+                return Ok(it);
             }
             t *= 0.5;
         }
         if let Some(it) = dual_point(s, anchor.clone()) {
-            return Ok((it, StartKind::Fallback));
+            return Ok(it);
         }
     }
     Err(GlassoError::NumericalFailure {
@@ -1134,7 +1149,7 @@ impl DualPn {
             u[[i, j]] = v;
             u[[j, i]] = v;
         }
-        Ok(DualCandidate::of(s, u))
+        Ok(DualCandidate::of(s, u).ok())
     }
 
     /// The primal recovered from the dual iterate (Θ = (S + U)⁻¹ set to exactly 0 on the free
