@@ -34,13 +34,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (name, stage) in [("scalar", Some(&t.scalar)), ("matrix", t.matrix.as_ref())] {
         if let Some(s) = stage {
             println!(
-                "{name}: {} outer iterations ({:?}), {} inner solves {:.3} s, {} hypergradients {:.3} s",
+                "{name}: {} outer iterations ({:?}), {} inner solves {:.3} s, {} hypergradients {:.3} s; work: {} inner iterations, {} adjoint CG iterations",
                 s.minimum.n_iter,
                 s.minimum.termination,
                 s.stats.n_inner_solves,
                 s.stats.inner_seconds,
                 s.stats.n_hypergrads,
-                s.stats.hypergrad_seconds
+                s.stats.hypergrad_seconds,
+                s.stats.n_inner_iter,
+                s.stats.n_adjoint_iter
             );
         }
     }

@@ -209,6 +209,12 @@ pub struct BilevelStats {
     /// ([`BilevelObjective::set_inner_tol_max`]; all folds, also counted in
     /// `n_inner_solves`).
     pub n_inner_refinements: usize,
+    /// Iterations of the inner solves (all folds; for DualPn its Newton steps and any polishing
+    /// steps): a measure of the work that does not depend on the machine's speed.
+    pub n_inner_iter: usize,
+    /// CG iterations of the adjoint solves (all folds, refinements included; the report of
+    /// each hypergradient's linear solve).
+    pub n_adjoint_iter: usize,
     /// Wall time in inner solves (summed over folds).
     pub inner_seconds: f64,
     /// Wall time in hypergradients (summed over folds).
@@ -219,9 +225,10 @@ pub struct BilevelStats {
     pub min_margin: Option<f64>,
 }
 
-/// One fold's gradient in x, seconds spent, off-support margin, and the size
-/// `Σ_kl |Λ_kl G_kl|` of the terms of a scalar gradient (0 for a matrix parametrization).
-type FoldGrad = (Array1<f64>, f64, Option<f64>, f64);
+/// One fold's gradient in x, seconds spent, off-support margin, the size
+/// `Σ_kl |Λ_kl G_kl|` of the terms of a scalar gradient (0 for a matrix parametrization), and
+/// the iterations of its adjoint solve.
+type FoldGrad = (Array1<f64>, f64, Option<f64>, f64, usize);
 
 /// The adjoint tolerance of each hypergradient chosen from the size of the scalar gradient
 /// (module documentation, "Adaptive adjoint tolerance"). Only used with
@@ -504,7 +511,7 @@ impl BilevelObjective {
             &adapted
         };
         let _blas = self.parallel_folds();
-        let results: Vec<Result<(f64, f64, f64), BilevelError>> = self
+        let results: Vec<Result<(f64, f64, f64, usize), BilevelError>> = self
             .folds
             .par_iter_mut()
             .map(|fold| {
@@ -514,15 +521,17 @@ impl BilevelObjective {
                 let secs = t.elapsed().as_secs_f64();
                 let value = fold.criterion.value_at(&fit)?;
                 let rel_gap = fit.relative_gap();
+                let n_iter = fit.n_iter;
                 fold.fit = Some(fit);
-                Ok((value, secs, rel_gap))
+                Ok((value, secs, rel_gap, n_iter))
             })
             .collect();
         let mut total = 0.0;
         for r in results {
-            let (v, secs, gap) = r?;
+            let (v, secs, gap, n_iter) = r?;
             total += v;
             self.stats.n_inner_solves += 1;
+            self.stats.n_inner_iter += n_iter;
             self.stats.inner_seconds += secs;
             self.stats.max_relative_gap = self.stats.max_relative_gap.max(gap);
         }
@@ -619,13 +628,20 @@ impl BilevelObjective {
                     }
                     _ => 0.0,
                 };
-                Ok((g, t.elapsed().as_secs_f64(), h.margin, terms))
+                Ok((
+                    g,
+                    t.elapsed().as_secs_f64(),
+                    h.margin,
+                    terms,
+                    h.report.n_iter,
+                ))
             })
             .collect();
         let mut grad = Array1::zeros(self.parametrization.dim());
         let mut terms = 0.0;
         for r in results {
-            let (g, secs, margin, a) = r?;
+            let (g, secs, margin, a, n_iter) = r?;
+            self.stats.n_adjoint_iter += n_iter;
             grad += &g;
             terms += a;
             self.stats.hypergrad_seconds += secs;

@@ -114,11 +114,19 @@ fn value_then_gradient_solves_once() {
     let x = Array1::from_elem(1, (0.1 * lmax).ln());
     obj.value(x.view()).unwrap();
     assert_eq!(obj.stats.n_inner_solves, 2);
+    // The work counters: the inner iterations are the two cold fits' own.
+    let fit_iters: usize = obj.fits().iter().map(|f| f.expect("solved").n_iter).sum();
+    assert!(fit_iters >= 2, "{fit_iters}");
+    assert_eq!(obj.stats.n_inner_iter, fit_iters);
+    assert_eq!(obj.stats.n_adjoint_iter, 0);
     obj.value_and_grad(x.view()).unwrap();
     assert_eq!(obj.stats.n_inner_solves, 2);
+    assert_eq!(obj.stats.n_inner_iter, fit_iters);
     assert_eq!(obj.stats.n_hypergrads, 2);
+    let adjoint_iters = obj.stats.n_adjoint_iter;
     obj.value_and_grad(x.view()).unwrap();
     assert_eq!(obj.stats.n_hypergrads, 2);
+    assert_eq!(obj.stats.n_adjoint_iter, adjoint_iters);
 }
 
 /// The paper's setup (fixture p100_n2000_s5): the held-out optimum on the fine grid of
