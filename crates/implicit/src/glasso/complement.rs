@@ -157,8 +157,16 @@ pub(crate) fn solve_by_complement(
             Some(star) => star,
             None => &jacobi,
         };
+        let z_tol = (cg.rel_tol * options.complement_margin).max(cg.rel_tol.min(Z_MARGIN_FLOOR));
         let zcg = CgOptions {
-            rel_tol: (cg.rel_tol * options.complement_margin).max(cg.rel_tol.min(Z_MARGIN_FLOOR)),
+            rel_tol: z_tol,
+            // Below 1e-8 a Z system that cannot reach its target (CG's attainable residual
+            // is about eps·κ) stops early and leaves the rest to the certificate on M.
+            max_iter: if z_tol < 1e-8 {
+                cg.max_iter.min(Z_TIGHT_MAX_ITER)
+            } else {
+                cg.max_iter
+            },
             ..*cg
         };
         let mut z = Array1::zeros(zset.len());
@@ -507,9 +515,21 @@ const SINGLE_PRECISION_MAX_ITER: usize = 100;
 
 /// The margin (`HypergradOptions::complement_margin`) is only taken while the Z target stays
 /// above this: CG's attainable relative residual is about eps·κ, and asking for less stalls
-/// it until its iteration budget (a 1e-8 request made 5e-10 at p = 500 and quadrupled the
-/// time of the scalar stage).
-const Z_MARGIN_FLOOR: f64 = 1e-8;
+/// it until its iteration budget (in an early session a 1e-8 request made 5e-10 at p = 500
+/// and quadrupled the time of the scalar stage; Z targets below 1e-8 now have their own
+/// budget, [`Z_TIGHT_MAX_ITER`]).
+///
+/// At 1e-8 (the floor until the twenty-second session) the scalar stage's last
+/// hypergradients, which ask for 1e-8 near λ*, could not take the adapted margin: at
+/// p = 1000 their Z solves reached ~1e-8 in 0.35 s, missed the certificate on M by 16–31×,
+/// and were finished on M by double-precision products of the large side (1.2–1.4 s each).
+/// From 1e-10 the same Z solves take 11 iterations (0.35 s) and pass.
+const Z_MARGIN_FLOOR: f64 = 1e-10;
+
+/// Iteration budget of a Z solve whose target is below 1e-8 ([`Z_MARGIN_FLOOR`]): at
+/// p = 1000 such solves took 7–11 iterations; a Z system that stalls above its target hands
+/// over to the certificate on M after this many.
+const Z_TIGHT_MAX_ITER: usize = 300;
 
 /// [`StarPreconditioner`] of the Z system on the ordered entries of the symmetric set Z. On
 /// symmetric vectors the ordered system is the unordered pair system with every entry twice:
