@@ -191,6 +191,16 @@ impl BlockSolver for Auto {
         &self.options
     }
 
+    fn with_tol(&self, tol: f64) -> Box<dyn BlockSolver> {
+        Box::new(Self {
+            options: GlassoOptions {
+                tol,
+                ..self.options
+            },
+            ..self.clone()
+        })
+    }
+
     fn solve_block(
         &self,
         emp_cov: ArrayView2<'_, f64>,

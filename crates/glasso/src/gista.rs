@@ -85,6 +85,15 @@ impl BlockSolver for Gista {
         &self.options
     }
 
+    fn with_tol(&self, tol: f64) -> Box<dyn BlockSolver> {
+        Box::new(Self {
+            options: GlassoOptions {
+                tol,
+                ..self.options
+            },
+        })
+    }
+
     fn solve_block(
         &self,
         s: ArrayView2<'_, f64>,

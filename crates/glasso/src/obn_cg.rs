@@ -148,6 +148,16 @@ impl BlockSolver for ObnCg {
         &self.options
     }
 
+    fn with_tol(&self, tol: f64) -> Box<dyn BlockSolver> {
+        Box::new(Self {
+            options: GlassoOptions {
+                tol,
+                ..self.options
+            },
+            ..self.clone()
+        })
+    }
+
     fn solve_block(
         &self,
         s: ArrayView2<'_, f64>,
