@@ -193,8 +193,20 @@ pub trait BlockSolver {
         start: BlockStart,
     ) -> Result<BlockOutcome, GlassoError>;
     /// The same solver with the relative-gap tolerance `tol` ([`solve_screened`] tightens
-    /// the blocks' tolerance when their objectives cancel in the sum).
+    /// the blocks' tolerance when their objectives cancel in the sum; [`with_tol`]).
     fn with_tol(&self, tol: f64) -> Box<dyn BlockSolver>;
+}
+
+/// A copy of `solver` whose options (reached by `options`) have the relative-gap tolerance
+/// `tol`: the body of every [`BlockSolver::with_tol`].
+pub(crate) fn with_tol<S: BlockSolver + Clone + 'static>(
+    solver: &S,
+    tol: f64,
+    options: impl FnOnce(&mut S) -> &mut GlassoOptions,
+) -> Box<dyn BlockSolver> {
+    let mut copy = solver.clone();
+    options(&mut copy).tol = tol;
+    Box::new(copy)
 }
 
 impl<T: BlockSolver> GlassoSolver for T {

@@ -86,12 +86,7 @@ impl BlockSolver for Gista {
     }
 
     fn with_tol(&self, tol: f64) -> Box<dyn BlockSolver> {
-        Box::new(Self {
-            options: GlassoOptions {
-                tol,
-                ..self.options
-            },
-        })
+        crate::fit::with_tol(self, tol, |s| &mut s.options)
     }
 
     fn solve_block(

@@ -272,13 +272,7 @@ impl BlockSolver for NewtonCd {
     }
 
     fn with_tol(&self, tol: f64) -> Box<dyn BlockSolver> {
-        Box::new(Self {
-            options: GlassoOptions {
-                tol,
-                ..self.options
-            },
-            ..self.clone()
-        })
+        crate::fit::with_tol(self, tol, |s| &mut s.options)
     }
 
     fn solve_block(

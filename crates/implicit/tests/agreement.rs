@@ -437,6 +437,44 @@ fn the_generic_dense_jacobian_of_the_glasso_system_gives_the_same_matrix() {
     }
 }
 
+/// One hypergradient of [`engine_along_the_path`]: the engine's complement margin before
+/// and after it, its certificate ratio, and the gradient's error relative to a tight solve.
+struct EngineStep {
+    margin: f64,
+    next_margin: f64,
+    ratio: f64,
+    error: f64,
+}
+
+/// A stateful engine's complement hypergradients at five penalties 0.01·0.95^k·λ_max, each
+/// fit warm from the previous one.
+fn engine_along_the_path(
+    s: &Array2<f64>,
+    crit: &HeldOutNll,
+    options: HypergradOptions,
+) -> Vec<EngineStep> {
+    let mut engine = HypergradientEngine::new(options);
+    let lmax = lambda_max(s.view());
+    let mut previous: Option<ho_glasso::GlassoFit> = None;
+    let mut steps = Vec::new();
+    for k in 0..5 {
+        let problem = GlassoProblem::new(s.view(), Penalty::scalar(lmax * 0.01 * 0.95_f64.powi(k)));
+        let fit = tight_solver().solve(&problem, previous.as_ref()).unwrap();
+        let margin = engine.complement_margin();
+        let h = engine.hypergradient(&fit, &problem, crit).unwrap();
+        let reference = hypergradient(&fit, &problem, crit, &tight()).unwrap();
+        let (g, r) = (h.grad_matrix.unwrap(), reference.grad_matrix.unwrap());
+        steps.push(EngineStep {
+            margin,
+            next_margin: engine.complement_margin(),
+            ratio: h.certificate_ratio.unwrap(),
+            error: max_abs_diff(&g, &r) / max_abs(&r),
+        });
+        previous = Some(fit);
+    }
+    steps
+}
+
 #[test]
 fn the_engine_tightens_the_complement_margin_after_a_missed_certificate() {
     // With the Z system solved only to the requested residual itself (margin 1), the
@@ -455,26 +493,17 @@ fn the_engine_tightens_the_complement_margin_after_a_missed_certificate() {
         },
         ..Default::default()
     };
-    let mut engine = HypergradientEngine::new(options);
-    let lmax = lambda_max(s.view());
-    let mut previous: Option<ho_glasso::GlassoFit> = None;
+    let steps = engine_along_the_path(&s, &crit, options);
     let mut ratios = Vec::new();
-    for k in 0..5 {
-        let problem = GlassoProblem::new(s.view(), Penalty::scalar(lmax * 0.01 * 0.95_f64.powi(k)));
-        let fit = tight_solver().solve(&problem, previous.as_ref()).unwrap();
-        let margin = engine.complement_margin();
-        let h = engine.hypergradient(&fit, &problem, &crit).unwrap();
-        let reference = hypergradient(&fit, &problem, &crit, &tight()).unwrap();
-        let (g, r) = (h.grad_matrix.unwrap(), reference.grad_matrix.unwrap());
-        assert!(max_abs_diff(&g, &r) <= 1e-4 * max_abs(&r), "k={k}");
-        let ratio = h.certificate_ratio.unwrap();
-        if ratio > 1.0 {
-            let expected = (margin * 0.3 / ratio).clamp(1.0 / 50.0, 1.0);
-            assert_eq!(engine.complement_margin().to_bits(), expected.to_bits());
+    for (k, step) in steps.iter().enumerate() {
+        assert!(step.error <= 1e-4, "k={k}");
+        if step.ratio > 1.0 {
+            let expected = (step.margin * 0.3 / step.ratio).clamp(1.0 / 50.0, 1.0);
+            assert_eq!(step.next_margin.to_bits(), expected.to_bits());
         }
-        ratios.push((margin, ratio));
-        previous = Some(fit);
+        ratios.push((step.margin, step.ratio));
     }
+    let lmax = lambda_max(s.view());
     // (margin, ratio) per step: a miss, then passes with a margin below the option.
     assert!(ratios.iter().any(|&(_, r)| r > 1.0), "{ratios:?}");
     for w in ratios.windows(2) {
@@ -573,20 +602,11 @@ fn tight_complement_solves_take_their_margin_below_1e_8() {
         },
         ..Default::default()
     };
-    let mut engine = HypergradientEngine::new(options);
-    let lmax = lambda_max(s.view());
-    let mut previous: Option<ho_glasso::GlassoFit> = None;
-    let mut ratios = Vec::new();
-    for k in 0..5 {
-        let problem = GlassoProblem::new(s.view(), Penalty::scalar(lmax * 0.01 * 0.95_f64.powi(k)));
-        let fit = tight_solver().solve(&problem, previous.as_ref()).unwrap();
-        let h = engine.hypergradient(&fit, &problem, &crit).unwrap();
-        let reference = hypergradient(&fit, &problem, &crit, &tight()).unwrap();
-        let (g, r) = (h.grad_matrix.unwrap(), reference.grad_matrix.unwrap());
-        assert!(max_abs_diff(&g, &r) <= 1e-6 * max_abs(&r), "k={k}");
-        ratios.push(h.certificate_ratio.unwrap());
-        previous = Some(fit);
+    let steps = engine_along_the_path(&s, &crit, options);
+    for (k, step) in steps.iter().enumerate() {
+        assert!(step.error <= 1e-6, "k={k}");
     }
+    let ratios: Vec<f64> = steps.iter().map(|step| step.ratio).collect();
     assert!(ratios[0] > 1.0, "{ratios:?}");
     assert!(ratios[1..].iter().all(|&r| r <= 1.0), "{ratios:?}");
 }
